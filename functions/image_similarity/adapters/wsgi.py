@@ -1,0 +1,54 @@
+"""A WSGI application over the service, shared by the local server and the SageMaker server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..service import ImageSimilarityService, Response
+from ..settings import MAX_BODY_BYTES
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+
+
+class ServiceApp:
+    """`POST <predict_path>` runs the API; `GET /ping` answers 200 (the service is built before serving)."""
+
+    def __init__(self, service: ImageSimilarityService, predict_path: str):
+        self.service = service
+        self.predict_path = predict_path
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == "/ping" and method in ("GET", "HEAD"):
+            response = Response(200, {"status": "ok", "model_version": self.service.model_version})
+        elif path == self.predict_path:
+            response = self._predict(environ) if method == "POST" else _error(405, f"use POST on {path}")
+        else:
+            response = _error(404, f"no such path {path}; POST JSON to {self.predict_path}")
+        return self._send(response, start_response)
+
+    def _predict(self, environ: dict[str, Any]) -> Response:
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit():
+            return _error(400, "invalid Content-Length header")
+        if int(length) > MAX_BODY_BYTES:
+            return _error(413, f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead")
+        return self.service.handle(environ["wsgi.input"].read(int(length)))
+
+    def _send(self, response: Response, start_response: StartResponse) -> list[bytes]:
+        payload = json.dumps(response.body).encode()
+        status = f"{response.status} {REASONS.get(response.status, 'Error')}"
+        start_response(status, [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            ("X-Model-Version", self.service.model_version),
+        ])
+        return [payload]
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status, {"message": message})

@@ -1,0 +1,98 @@
+"""Request validation against the OpenAPI document (`openapi.json`), the one source of truth for the API.
+
+The schema decides what is accepted; `explain` only turns a rejection into a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import bad_request
+
+OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+SINGLE_SLOTS = (("url", "img"),)
+PAIR_SLOTS = (("url_1", "img_1"), ("url_2", "img_2"))
+HOW_TO = 'send {"url": ...} or {"img": ...} for one image, or url_1/img_1 and url_2/img_2 for two'
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """A validated request: one (field, value) per image, in order. One image: embedding; two: similarity."""
+
+    images: tuple[tuple[str, str], ...]
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.images) == 2
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    return json.loads(OPENAPI_PATH.read_text())
+
+
+@lru_cache(maxsize=1)
+def request_validator() -> jsonschema.protocols.Validator:
+    doc = openapi_document()
+    schema = {"$ref": "#/components/schemas/ImageSimilarityRequest", "components": doc["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def parse_request(body: bytes | str) -> ImageRequest:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise bad_request(f"the request body is not valid JSON ({_short(exc)}); {HOW_TO}") from exc
+    validator = request_validator()
+    if not validator.is_valid(payload):
+        raise bad_request(explain(payload) or _first_schema_error(validator, payload))
+    slots = PAIR_SLOTS if any(name.endswith("_1") for name in payload) else SINGLE_SLOTS
+    return ImageRequest(tuple(next((f, payload[f]) for f in slot if f in payload) for slot in slots))
+
+
+def explain(payload: Any) -> str | None:
+    """A specific message for the usual mistakes; None to fall back on the schema's own words."""
+    if not isinstance(payload, dict):
+        return f"the request body must be a JSON object; {HOW_TO}"
+    fields = set(payload)
+    known = {f for slot in SINGLE_SLOTS + PAIR_SLOTS for f in slot}
+    if unknown := sorted(fields - known):
+        return f"unknown field(s) {', '.join(unknown)}; {HOW_TO}"
+    single = fields & set(SINGLE_SLOTS[0])
+    pair = fields - single
+    if single and pair:
+        return f"fields {', '.join(sorted(fields))} mix the one-image and two-image modes; {HOW_TO}"
+    if not fields:
+        return f"the request body is empty; {HOW_TO}"
+    for slot in PAIR_SLOTS if pair else SINGLE_SLOTS:
+        given = [f for f in slot if f in payload]
+        if len(given) == 2:
+            return f"give either `{slot[0]}` or `{slot[1]}`, not both"
+        if not given:
+            return f"missing `{slot[0]}` or `{slot[1]}`: the two-image mode needs both images"
+        name = given[0]
+        value = payload[name]
+        if not isinstance(value, str):
+            return f"`{name}` must be a string"
+        if not value:
+            return f"`{name}` is empty"
+        if name.startswith("url") and not value.lower().startswith(("http://", "https://", "s3://")):
+            return f"`{name}` must be an http://, https:// or s3:// URL"
+    return None
+
+
+def _first_schema_error(validator: jsonschema.protocols.Validator, payload: Any) -> str:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    where = "/".join(str(p) for p in error.absolute_path) or "body"
+    return f"invalid request ({where}): {_short(error)}"
+
+
+def _short(exc: Exception) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return text[:200]

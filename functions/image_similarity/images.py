@@ -1,0 +1,82 @@
+"""Image bytes -> the model's input: recognise the format by content, check the size from the header before any
+pixel is decoded, decode no more than the model needs, orient, flatten to RGB on white, resize."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import unusable_image
+from .settings import MAX_IMAGE_SIDE
+
+# Magic numbers of the formats the API accepts; Pillow is told to try only the one the content names.
+SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP"}
+WHITE = (255, 255, 255)
+
+
+def sniff_format(data: bytes) -> str:
+    for magic, name in SIGNATURES.items():
+        if data.startswith(magic):
+            return name
+    raise unusable_image("unsupported image format: send a JPEG, PNG or BMP file (recognised by content, not name)")
+
+
+def open_checked(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
+    """Open lazily (header only) and refuse images over the size limit before decoding any pixel."""
+    fmt = sniff_format(data)
+    try:
+        image = Image.open(io.BytesIO(data), formats=[fmt])
+    except Image.DecompressionBombError as exc:  # Pillow's own guard fires first for absurd sizes
+        raise unusable_image(f"image is far larger than {max_side} x {max_side} px: {_reason(exc)}") from exc
+    except Exception as exc:  # Pillow raises many types for corrupt headers; all mean "not a valid image"
+        raise unusable_image(f"the {fmt} image header could not be read: {_reason(exc)}") from exc
+    width, height = image.size
+    if max(width, height) > max_side:
+        raise unusable_image(
+            f"image is {width} x {height} px; the longest side may be at most {max_side} px: downscale it first"
+        )
+    if min(width, height) < 1:
+        raise unusable_image("image has no pixels")
+    return image
+
+
+def to_model_input(data: bytes, size: int, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
+    """Decode `data` into a (size, size, 3) uint8 RGB array: the whole image, squeezed to a square."""
+    image = open_checked(data, max_side)
+    fmt = image.format
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if fmt == "JPEG":
+                # Decode at 1/2, 1/4 or 1/8 scale while both sides stay >= size: the resize below discards the rest.
+                image.draft(image.mode, (size, size))
+            image = ImageOps.exif_transpose(image)
+            image = to_rgb(image)
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+    except Exception as exc:  # truncated or corrupt pixel data
+        raise unusable_image(f"the {fmt} image could not be decoded: {_reason(exc)}") from exc
+    return np.asarray(image, dtype=np.uint8)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Greyscale, palette, CMYK, 16-bit and alpha images become RGB; transparency is composited on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Pillow's own I -> L conversion clips instead of scaling 16-bit samples.
+        pixels = np.asarray(image, dtype=np.uint32) >> 8
+        image = Image.fromarray(pixels.astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, WHITE)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:200]

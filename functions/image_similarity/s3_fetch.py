@@ -1,0 +1,61 @@
+"""Fetch an image from `s3://bucket/key` with boto3, mapping S3's errors onto clear 4xx messages."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from urllib.parse import unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from .errors import RequestError, bad_request, unusable_image
+from .settings import FetchSettings
+
+# S3's bucket naming rules (lower case, 3-63 characters, no leading/trailing dot or dash).
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MAX_KEY_BYTES = 1024
+NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState", "AccountProblem"}
+
+
+@lru_cache(maxsize=1)
+def default_client():
+    return boto3.client("s3", config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2}))
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    bucket, key = parts.netloc, unquote(parts.path.lstrip("/"))
+    if not BUCKET_NAME.match(bucket):
+        raise bad_request(f"invalid S3 bucket name {bucket!r} in the URL: expected s3://bucket/key")
+    if not key or len(key.encode()) > MAX_KEY_BYTES:
+        raise bad_request("the S3 URL needs an object key of 1 to 1024 bytes: s3://bucket/key")
+    return bucket, key
+
+
+def fetch_s3(url: str, settings: FetchSettings, client=None) -> bytes:
+    bucket, key = parse_s3_url(url)
+    if settings.allowed_buckets and bucket not in settings.allowed_buckets:
+        raise RequestError(403, f"bucket {bucket!r} is not in this deployment's allowed S3 buckets")
+    client = client or default_client()
+    try:
+        obj = client.get_object(Bucket=bucket, Key=key)
+        if obj.get("ContentLength", 0) > settings.max_bytes:
+            raise unusable_image(f"s3://{bucket}/{key} is larger than the {settings.max_bytes} byte limit")
+        data = obj["Body"].read(settings.max_bytes + 1)
+    except NoCredentialsError as exc:
+        raise unusable_image("s3:// URLs need AWS credentials, and none were found") from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in NOT_FOUND:
+            raise unusable_image(f"s3://{bucket}/{key} does not exist") from exc
+        if code in DENIED:
+            raise unusable_image(f"access to s3://{bucket}/{key} was denied") from exc
+        raise unusable_image(f"could not read s3://{bucket}/{key}: {code or 'S3 error'}") from exc
+    except BotoCoreError as exc:
+        raise unusable_image(f"could not read s3://{bucket}/{key}: {exc}") from exc
+    if len(data) > settings.max_bytes:
+        raise unusable_image(f"s3://{bucket}/{key} is larger than the {settings.max_bytes} byte limit")
+    return data

@@ -1,0 +1,78 @@
+"""The API core: a request body in, an HTTP status and JSON body out. No web framework, no AWS event shapes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .contract import parse_request
+from .embedder import Embedder, ModelInfo
+from .errors import RequestError
+from .images import to_model_input
+from .settings import MAX_BODY_BYTES, Settings
+from .sources import ImageSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """The SPEC's score: cosine of two unit vectors mapped to [0, 1] as 0.5 + 0.5 * cos."""
+    cos = float(np.dot(a.astype(np.float64), b.astype(np.float64)))
+    return min(1.0, max(0.0, 0.5 + 0.5 * cos))
+
+
+class ImageSimilarityService:
+    """Both API modes over one embedder. Every adapter (Lambda, SageMaker, local server, CLI) calls `handle`."""
+
+    def __init__(self, embedder: Embedder, source: ImageSource):
+        self.embedder = embedder
+        self.source = source
+
+    @property
+    def model_version(self) -> str:
+        return self.embedder.info.version
+
+    def handle(self, body: bytes | str | None) -> Response:
+        try:
+            return Response(200, self._answer(body))
+        except RequestError as exc:
+            return Response(exc.status, {"message": exc.message})
+        except Exception:  # a fault of ours (model, runtime): log it, tell the client nothing internal
+            log.exception("request failed")
+            return Response(500, {"message": "internal error: the service could not process the request"})
+
+    def embed_images(self, images: list[bytes]) -> np.ndarray:
+        """Raw image bytes -> one embedding row per image, all in one batch."""
+        batch = np.stack([to_model_input(data, self.embedder.input_size) for data in images])
+        return self.embedder.embed(batch)
+
+    def _answer(self, body: bytes | str | None) -> dict[str, Any]:
+        if body is None or len(body) == 0:
+            raise RequestError(400, 'the request body is empty: send JSON such as {"url": "https://..."}')
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead")
+        request = parse_request(body)
+        vectors = self.embed_images([self.source.read(name, value) for name, value in request.images])
+        if request.is_pair:
+            return {"similarity": similarity(vectors[0], vectors[1])}
+        return {"result": vectors[0].tolist()}
+
+
+def build_service(settings: Settings) -> ImageSimilarityService:
+    return ImageSimilarityService(Embedder(ModelInfo.load(), settings.threads), ImageSource(settings.fetch))
+
+
+@lru_cache(maxsize=1)
+def default_service() -> ImageSimilarityService:
+    """The process-wide service, built on first use from the environment (one ONNX session per process)."""
+    return build_service(Settings.from_env())

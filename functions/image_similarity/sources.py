@@ -1,0 +1,51 @@
+"""Where an image comes from: base64 text in the request (`img`) or a URL (`url`: http, https, s3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import socket
+from dataclasses import dataclass, field
+
+from .errors import bad_request
+from .http_fetch import Resolver, fetch_http
+from .s3_fetch import fetch_s3
+from .settings import FetchSettings
+
+DATA_URI = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
+WHITESPACE = re.compile(r"\s+")
+
+
+def decode_base64(text: str, field_name: str = "img") -> bytes:
+    """Standard or URL-safe alphabet, padding optional, an optional `data:image/...;base64,` prefix."""
+    text = DATA_URI.sub("", text.strip(), count=1)
+    text = WHITESPACE.sub("", text).replace("-", "+").replace("_", "/").rstrip("=")
+    if len(text) % 4 == 1:
+        raise bad_request(f"`{field_name}` is not valid base64: its length is impossible for base64 data")
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise bad_request(f"`{field_name}` is not valid base64: {exc}") from exc
+    if not data:
+        raise bad_request(f"`{field_name}` decodes to no bytes")
+    return data
+
+
+@dataclass
+class ImageSource:
+    """Turns one request field into the image's bytes. The resolver and S3 client are swappable for tests."""
+
+    settings: FetchSettings = field(default_factory=FetchSettings)
+    resolver: Resolver = socket.getaddrinfo
+    s3_client: object | None = None
+
+    def read(self, field_name: str, value: str) -> bytes:
+        if field_name.startswith("img"):
+            return decode_base64(value, field_name)
+        scheme = value.split(":", 1)[0].lower()
+        if scheme in ("http", "https"):
+            return fetch_http(value, self.settings, self.resolver)
+        if scheme == "s3":
+            return fetch_s3(value, self.settings, self.s3_client)
+        raise bad_request(f"`{field_name}` must be an http://, https:// or s3:// URL")

