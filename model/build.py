@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from efficientnet_lite import EfficientNetLite  # noqa: E402
+from efficientnet_lite import EfficientNetLite
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "functions" / "image_similarity" / "model"

@@ -13,11 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import waitress.server
-from PIL import Image
-from skimage import data
-
 from image_similarity.service import ImageSimilarityService, build_service
 from image_similarity.settings import FetchSettings, Settings
+from PIL import Image
+from skimage import data
 
 
 def encode(image: Image.Image | np.ndarray, fmt: str = "JPEG", **options) -> bytes:
@@ -85,7 +84,7 @@ class FileServer:
         routes, requests = self.routes, self.requests
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 requests.append((self.path, dict(self.headers)))
                 status, headers, body = routes.get(self.path, (404, {}, b"not found"))
                 self.send_response(status)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import b64, free_port
 from image_similarity.adapters import cli, lambda_handler
 

@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import b64, encode
 from image_similarity.service import similarity
 from image_similarity.settings import MAX_BODY_BYTES
+from PIL import Image
 
 
 def test_single_mode_returns_512_unit_floats(call, cat_jpeg):

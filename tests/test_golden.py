@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
-from regenerate import GOLDEN, chelsea_png  # noqa: E402
+from regenerate import GOLDEN, chelsea_png
 
 
 def test_chelsea_embedding_matches_the_stored_golden_values(service):

@@ -8,11 +8,10 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import encode
 from image_similarity.errors import RequestError
 from image_similarity.images import open_checked, sniff_format, to_model_input
+from PIL import Image
 
 SIZE = 224
 
@@ -83,7 +82,7 @@ def test_transparent_pixels_are_composited_on_white():
 def test_colour_modes_become_rgb(photos, mode):
     image = Image.fromarray(photos["astronaut"])
     if mode == "I;16":
-        image = Image.fromarray((np.asarray(image.convert("L"), np.uint16) * 257))
+        image = Image.fromarray(np.asarray(image.convert("L"), np.uint16) * 257)
     else:
         image = image.convert(mode)
     fmt = "JPEG" if mode == "CMYK" else "PNG"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import threading
 import time
@@ -11,13 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
-
 from conftest import b64
 from image_similarity.errors import RequestError
 from image_similarity.http_fetch import fetch_http, is_public
 from image_similarity.settings import FetchSettings
 from image_similarity.sources import ImageSource, decode_base64
+from moto import mock_aws
 
 LOOPBACK_OK = FetchSettings(allow_loopback=True, total_timeout=3.0, read_timeout=1.0)
 
@@ -135,7 +135,7 @@ def test_unreachable_url_is_a_422():
 
 def test_a_server_dripping_bytes_is_cut_off_at_the_deadline():
     class Drip(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Length", "100000")
             self.end_headers()
@@ -191,7 +191,7 @@ def test_s3_url_through_the_api(s3, cat_jpeg, service):
     s3.put_object(Bucket="photos", Key="chelsea.jpg", Body=cat_jpeg)
     api = type(service)(service.embedder, ImageSource(FetchSettings(), s3_client=s3))
     by_url = api.handle('{"url": "s3://photos/chelsea.jpg"}')
-    by_img = api.handle('{"img": "%s"}' % b64(cat_jpeg))
+    by_img = api.handle(json.dumps({"img": b64(cat_jpeg)}))
     assert by_url.status == 200 and by_url.body == by_img.body
 
 

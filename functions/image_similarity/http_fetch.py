@@ -84,7 +84,7 @@ def _request(url: str, settings: FetchSettings, resolver: Resolver) -> urllib3.B
         raise bad_request("the URL has no host name")
     address = resolve_checked(host, port, settings, resolver)
     timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
-    pool_args = dict(port=port, timeout=timeout, retries=False, maxsize=1)
+    pool_args = {"port": port, "timeout": timeout, "retries": False, "maxsize": 1}
     if parts.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
             address, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", **pool_args

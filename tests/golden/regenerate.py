@@ -10,11 +10,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from skimage import data
-
 from image_similarity.service import build_service
 from image_similarity.settings import Settings
+from PIL import Image
+from skimage import data
 
 GOLDEN = Path(__file__).with_name("chelsea_embedding.json")
 

@@ -14,7 +14,7 @@ def main() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
     # SAGEMAKER_BIND_TO_PORT is SageMaker's own override of the 8080 contract.
     port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT))
-    serve(host="0.0.0.0", port=port, threads=4, predict_path="/invocations")  # noqa: S104 (inside the container)
+    serve(host="0.0.0.0", port=port, threads=4, predict_path="/invocations")
 
 
 if __name__ == "__main__":
