@@ -1,0 +1,84 @@
+"""Lambda inference backend: the service image as a container-image function behind a Lambda proxy integration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Fn, NestedStack, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.nag import acknowledge
+from infra.service import S3ReadAccess, ServiceProps, service_image
+
+# API Gateway gives up after 29 s; the function stops a little earlier so the client gets its answer, not a 504.
+FUNCTION_TIMEOUT = Duration.seconds(28)
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+@dataclass(frozen=True)
+class LambdaBackendProps:
+    service: ServiceProps
+    memory_size: int | float
+    """MB; a parameter value."""
+    invoke_source_arn: str
+    """execute-api ARN pattern of the method allowed to invoke the function."""
+
+
+class LambdaBackend(NestedStack):
+    """The inference function, its role and its log group."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: LambdaBackendProps) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Image Similarity: Lambda inference backend",
+            parameters={S3ReadAccess.PARAMETER: props.service.s3_object_arns},
+        )
+        self.s3_access = S3ReadAccess(self, "S3ReadAccess")
+        # An explicit log group gives the logs a retention and lets them go away with the backend.
+        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Image Similarity inference function: write its logs, read images from S3",
+        )
+        log_group.grant_write(role)
+        role.add_to_policy(self.s3_access.statement())
+
+        image = service_image(self, props.service)
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            description="Image Similarity inference (POST /image-similarity)",
+            code=lambda_.DockerImageCode.from_ecr(image.repository, tag_or_digest=image.image_tag),
+            architecture=lambda_.Architecture.X86_64,
+            memory_size=props.memory_size,
+            timeout=FUNCTION_TIMEOUT,
+            role=role,
+            log_group=log_group,
+            environment=props.service.environment(),
+        )
+        self.function.add_permission(
+            "ApiGatewayInvoke",
+            principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            source_arn=props.invoke_source_arn,
+        )
+        acknowledge(
+            role,
+            "Users send s3:// URLs of their own objects, so any key of the buckets named by AllowedS3Buckets (or of "
+            "any bucket when it is empty) may be read.",
+            self.s3_access.finding_id,
+        )
+
+    @property
+    def integration(self) -> dict:
+        """The POST method's integration when this backend is chosen (CloudFormation Integration property)."""
+        uri = Fn.sub(
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
+            {"Arn": self.function.function_arn},
+        )
+        return {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri, "TimeoutInMillis": 29_000}

@@ -1,0 +1,183 @@
+"""The API stage, which always serves a deployment made after the last change of the methods or the parameters.
+
+CloudFormation only makes a new API Gateway deployment when the Deployment resource itself changes, and a change of
+parameter values (backend, authorization) changes the methods but not the Deployment. So the deployment is made by an
+AwsCustomResource (createDeployment) whose properties carry every parameter value and a fingerprint of the methods'
+template: any change gives it new properties, CloudFormation updates it, it creates a new deployment, and the stage's
+DeploymentId (its output) moves to that deployment. The replaced deployment is deleted in the update's clean-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+import jsii
+from aws_cdk import Aws, Duration, Fn, IStableStringProducer, Lazy, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.api import RestApi
+from infra.nag import acknowledge
+
+# Stage-wide defaults; a user can raise them in the console or with a usage plan.
+THROTTLING_RATE_LIMIT = 50  # requests per second
+THROTTLING_BURST_LIMIT = 100
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+# Context variables only: API Gateway has no variable for the request body, so images never reach the logs.
+_ACCESS_LOG_FIELDS = {
+    "requestId": apigw.AccessLogField.context_request_id(),
+    "ip": apigw.AccessLogField.context_identity_source_ip(),
+    "caller": apigw.AccessLogField.context_identity_caller(),
+    "user": apigw.AccessLogField.context_identity_user(),
+    "requestTime": apigw.AccessLogField.context_request_time(),
+    "httpMethod": apigw.AccessLogField.context_http_method(),
+    "resourcePath": apigw.AccessLogField.context_resource_path(),
+    "status": apigw.AccessLogField.context_status(),
+    "protocol": apigw.AccessLogField.context_protocol(),
+    "responseLength": apigw.AccessLogField.context_response_length(),
+    "responseLatency": apigw.AccessLogField.context_response_latency(),
+    "integrationLatency": apigw.AccessLogField.context_integration_latency(),
+    "integrationStatus": apigw.AccessLogField.context_integration_status(),
+    "error": apigw.AccessLogField.context_error_message(),
+}
+ACCESS_LOG_FORMAT = apigw.AccessLogFormat.custom(json.dumps(_ACCESS_LOG_FIELDS)).to_string()
+
+
+class ApiStage(Construct):
+    """The named stage of `api`, with access logs, throttling and a redeployment on every change."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        api: RestApi,
+        stage_name: str,
+        parameter_values: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        deployment = self._deployment(api, parameter_values)
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
+        self.stage = apigw.CfnStage(
+            self,
+            "Stage",
+            rest_api_id=api.rest_api_id,
+            stage_name=stage_name,
+            deployment_id=deployment.get_response_field("id"),
+            access_log_setting=apigw.CfnStage.AccessLogSettingProperty(
+                destination_arn=access_logs.log_group_arn, format=ACCESS_LOG_FORMAT
+            ),
+            method_settings=[
+                apigw.CfnStage.MethodSettingProperty(
+                    resource_path="/*",
+                    http_method="*",
+                    throttling_rate_limit=THROTTLING_RATE_LIMIT,
+                    throttling_burst_limit=THROTTLING_BURST_LIMIT,
+                    # ERROR execution logs, never data traces: those would log request bodies (images).
+                    logging_level="ERROR",
+                    data_trace_enabled=False,
+                    metrics_enabled=True,
+                )
+            ],
+        )
+        # The account's logging role must be in place before a stage may log.
+        self.stage.add_dependency(api.cloudwatch_account)
+        self.stage_name = stage_name
+        self._api = api
+        acknowledge(
+            self.stage,
+            "AWS WAF is billed per web ACL and request; the API is protected by IAM authorization "
+            "(default) and stage throttling, and users can associate their own web ACL with the stage.",
+            "AwsSolutions-APIG3",
+        )
+
+    def url_for_path(self, path: str = "/") -> str:
+        """Invoke URL of `path` on this stage; the domain suffix comes from AWS::URLSuffix (amazonaws.com.cn in China)."""
+        return Fn.join(
+            "",
+            [
+                "https://",
+                self._api.rest_api_id,
+                f".execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/",
+                self.stage.ref,
+                path,
+            ],
+        )
+
+    def _deployment(self, api: RestApi, parameter_values: Mapping[str, str]) -> cr.AwsCustomResource:
+        deployments_arn = f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/restapis/{api.rest_api_id}/deployments"
+        create = cr.AwsSdkCall(
+            service="APIGateway",
+            action="createDeployment",
+            parameters={
+                "restApiId": api.rest_api_id,
+                # Readable in the console's deployment history, and what makes every change a new deployment.
+                "description": Fn.join(
+                    " ",
+                    [*(f"{name}={value}" for name, value in parameter_values.items()), _methods_fingerprint(api)],
+                ),
+            },
+            physical_resource_id=cr.PhysicalResourceId.from_response("id"),
+            output_paths=["id"],
+        )
+        delete = cr.AwsSdkCall(
+            service="APIGateway",
+            action="deleteDeployment",
+            parameters={"restApiId": api.rest_api_id, "deploymentId": cr.PhysicalResourceIdReference()},
+            # Already gone with the API, or still used by a stage someone pointed at it by hand: leave it.
+            ignore_error_codes_matching="NotFoundException|BadRequestException",
+        )
+        deployment = cr.AwsCustomResource(
+            self,
+            "Deployment",
+            resource_type="Custom::ApiGatewayDeployment",
+            on_create=create,
+            on_update=create,
+            on_delete=delete,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(actions=["apigateway:POST"], resources=[deployments_arn]),
+                    iam.PolicyStatement(actions=["apigateway:DELETE"], resources=[f"{deployments_arn}/*"]),
+                ]
+            ),
+            # The provider's bundled SDK is enough; fetching the latest one from npm fails where npm is unreachable.
+            install_latest_aws_sdk=False,
+            timeout=Duration.minutes(2),
+        )
+        # A deployment snapshots the methods, so they must be in their final state first.
+        for method in api.methods:
+            deployment.node.add_dependency(method)
+        acknowledge(
+            deployment,
+            "deleteDeployment acts on the deployment ids this resource created, unknown until run time; the "
+            "wildcard is limited to this API's deployments.",
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/<RestApi135E9C73>/deployments/*]",
+        )
+        return deployment
+
+
+def _methods_fingerprint(api: RestApi) -> str:
+    """A hash of the methods' definitions as synthesized, so that a new version of them is redeployed too."""
+
+    def fingerprint() -> str:
+        rendered = json.dumps(Stack.of(api).resolve(api.method_definitions), sort_keys=True)
+        return "methods=" + hashlib.sha256(rendered.encode()).hexdigest()[:16]
+
+    return Lazy.string(_Producer(fingerprint))
+
+
+@jsii.implements(IStableStringProducer)
+class _Producer:
+    """Adapter from a Python callable to the jsii IStableStringProducer interface."""
+
+    def __init__(self, produce) -> None:
+        self._produce = produce
+
+    def produce(self) -> str:
+        return self._produce()
