@@ -11,7 +11,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.nag import acknowledge
+from infra.checks import acknowledge
 
 _CORS_HEADER = "method.response.header.Access-Control-Allow-Origin"
 # Statuses the SageMaker integration maps to; the Lambda proxy integration ignores method responses.

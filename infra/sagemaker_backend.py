@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.nag import acknowledge
+from infra.checks import acknowledge
 from infra.service import S3ReadAccess, ServiceProps, service_image
 
 CORS_ORIGIN = {"method.response.header.Access-Control-Allow-Origin": "'*'"}
@@ -85,8 +85,9 @@ class SageMakerBackend(NestedStack):
                 image=image.image_uri, environment=props.service.environment()
             ),
         )
-        # CreateModel checks that the role can pull the image: its policy must exist first.
-        model.node.add_dependency(execution_role)
+        # CreateModel checks that the role can pull the image: its policy must exist first (the role itself is
+        # already a dependency through ExecutionRoleArn).
+        model.node.add_dependency(execution_role.node.find_child("DefaultPolicy"))
 
         # No names anywhere: a new instance type or environment replaces the model and the configuration
         # (both immutable) and CloudFormation moves the endpoint to them in place, with no name clash.

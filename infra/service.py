@@ -42,7 +42,7 @@ def service_image(scope: Construct, props: ServiceProps) -> ecr_assets.DockerIma
         directory=str(props.directory),
         file="Dockerfile",
         platform=ecr_assets.Platform.LINUX_AMD64,
-        exclude=["**/__pycache__", "**/*.pyc", "**/.pytest_cache"],
+        exclude=["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "*.egg-info"],
     )
 
 

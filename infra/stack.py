@@ -9,8 +9,8 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.api import RestApi
+from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.lambda_backend import LambdaBackend, LambdaBackendProps
-from infra.nag import acknowledge
 from infra.parameters import Conditions, Parameters, apply_condition
 from infra.sagemaker_backend import SageMakerBackend, SageMakerBackendProps
 from infra.service import ServiceProps, s3_object_arns
@@ -106,6 +106,7 @@ class ImageSimilarityStack(Stack):
         provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
         provider = self.node.find_child(provider_id)
         apply_condition(provider, self.conditions.api)
+        ignore_cfn_lint(provider.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")
         acknowledge(
             provider,
             "AWSLambdaBasicExecutionRole only lets CDK's custom-resource provider write its own logs.",

@@ -22,7 +22,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.api import RestApi
-from infra.nag import acknowledge
+from infra.checks import acknowledge
 
 # Stage-wide defaults; a user can raise them in the console or with a usage plan.
 THROTTLING_RATE_LIMIT = 50  # requests per second
@@ -87,7 +87,7 @@ class ApiStage(Construct):
             ],
         )
         # The account's logging role must be in place before a stage may log.
-        self.stage.add_dependency(api.cloudwatch_account)
+        self.stage.node.add_dependency(api.cloudwatch_account)
         self.stage_name = stage_name
         self._api = api
         acknowledge(
