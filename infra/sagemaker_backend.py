@@ -77,6 +77,7 @@ class SageMakerBackend(NestedStack):
         image.repository.grant_pull(execution_role)
 
         # SageMaker starts the image with the argument `serve` by itself; port 8080, GET /ping, POST /invocations.
+        # No VPC and no network isolation: the container must fetch the http(s) and s3:// image URLs it is given.
         model = sagemaker.CfnModel(
             self,
             "Model",
@@ -116,7 +117,7 @@ class SageMakerBackend(NestedStack):
         self.invoke_role.add_to_policy(
             iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[self.endpoint.ref])
         )
-        _suppress_findings(execution_role, self.s3_access, model, config)
+        _suppress_findings(execution_role)
 
     def _execution_role(self, props: SageMakerBackendProps) -> iam.Role:
         role = iam.Role(
@@ -161,9 +162,7 @@ class SageMakerBackend(NestedStack):
         }
 
 
-def _suppress_findings(
-    execution_role: iam.Role, s3_access: S3ReadAccess, model: sagemaker.CfnModel, config: sagemaker.CfnEndpointConfig
-) -> None:
+def _suppress_findings(execution_role: iam.Role) -> None:
     acknowledge(
         execution_role,
         "SageMaker names the endpoint's log group after the generated endpoint name, unknown to the policy.",
@@ -174,29 +173,4 @@ def _suppress_findings(
         "cloudwatch:PutMetricData and ecr:GetAuthorizationToken have no resource-level permissions; metrics are "
         "limited to the SageMaker namespaces by a condition.",
         "AwsSolutions-IAM5[Resource::*]",
-    )
-    acknowledge(
-        execution_role,
-        "Users send s3:// URLs of their own objects, so any key of the buckets named by AllowedS3Buckets (or of any "
-        "bucket when it is empty) may be read.",
-        s3_access.finding_id,
-    )
-    acknowledge(
-        model,
-        "The container downloads images from public http(s) URLs given by callers; a VPC would need a NAT gateway "
-        "the product does not otherwise need. The endpoint has no inbound network access.",
-        "AwsSolutions-SM1",
-    )
-    acknowledge(
-        model,
-        "Network isolation would stop the container from fetching the http(s) and s3:// image URLs that are part "
-        "of the API contract.",
-        "AwsSolutions-SM3",
-    )
-    acknowledge(
-        config,
-        "The instance volume holds only the service image; request images are processed in memory and never "
-        "written to it, so a customer-managed key would protect no customer data while adding a KMS key to pay for "
-        "and manage.",
-        "AwsSolutions-SM2",
     )

@@ -76,8 +76,3 @@ class S3ReadAccess(Construct):
 
     def statement(self) -> iam.PolicyStatement:
         return iam.PolicyStatement(actions=["s3:GetObject"], resources=self.object_arns.value_as_list)
-
-    @property
-    def finding_id(self) -> str:
-        """How cdk-nag names the wildcard this statement holds (objects of any key)."""
-        return f"AwsSolutions-IAM5[Resource::<{self.PARAMETER}>]"
