@@ -1,0 +1,369 @@
+"""A small evaluator of synthesized CloudFormation: which resources and outputs exist for given parameter values.
+
+It understands what our templates use to switch things on and off (Conditions with Fn::Equals / Fn::And / Fn::Or /
+Fn::Not / Condition, Fn::If, AWS::NoValue) and resolves parameter references far enough to compare physical names
+and custom-resource properties between two parameter sets. Values only known at deploy time (Ref of a resource,
+Fn::GetAtt) stay symbolic; they are stable across parameter sets because logical ids are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+NO_VALUE = object()
+PSEUDO_PARAMETERS = {
+    "AWS::AccountId": "111122223333",
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::StackName": "ImageSimilarity",
+    "AWS::StackId": "arn:aws:cloudformation:us-east-1:111122223333:stack/ImageSimilarity/guid",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NotificationARNs": [],
+}
+ROOT = "root"
+_SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}]+)\}")
+
+# Free-form parameters take their default and this second value in the matrix.
+SAMPLE_ALTERNATIVES = {
+    "APIGatewayStageName": "v2",
+    "AllowedS3Buckets": "bucket-a,bucket-b",
+    "LambdaMemorySize": "4096",
+}
+# Not a user choice: CDK's bootstrap version check, read from SSM.
+NOT_IN_MATRIX = {"BootstrapVersion": "30"}
+
+
+class Evaluator:
+    """One template evaluated for one set of parameter values."""
+
+    def __init__(self, template: dict, parameters: Mapping[str, object]) -> None:
+        self.template = template
+        self.parameters: dict[str, object] = {}
+        for name, spec in template.get("Parameters", {}).items():
+            value = parameters.get(name, spec.get("Default"))
+            if value is None:
+                raise KeyError(f"parameter {name} has no value and no default")
+            if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                value = value.split(",")
+            self.parameters[name] = value
+        self._conditions: dict[str, bool] = {}
+
+    # -- conditions -------------------------------------------------------------------------------------------------
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = self._condition_expression(self.template["Conditions"][name])
+        return self._conditions[name]
+
+    def _condition_expression(self, expression: dict) -> bool:
+        ((function, argument),) = expression.items()
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::Equals":
+            left, right = (self.resolve(a) for a in argument)
+            return left == right
+        if function == "Fn::And":
+            return all(self._condition_expression(e) for e in argument)
+        if function == "Fn::Or":
+            return any(self._condition_expression(e) for e in argument)
+        if function == "Fn::Not":
+            return not self._condition_expression(argument[0])
+        raise ValueError(f"unsupported condition function {function}")
+
+    def exists(self, element: dict) -> bool:
+        name = element.get("Condition")
+        return name is None or self.condition(name)
+
+    @cached_property
+    def resources(self) -> dict[str, dict]:
+        return {k: v for k, v in self.template.get("Resources", {}).items() if self.exists(v)}
+
+    @cached_property
+    def outputs(self) -> dict[str, dict]:
+        return {k: v for k, v in self.template.get("Outputs", {}).items() if self.exists(v)}
+
+    # -- values -----------------------------------------------------------------------------------------------------
+    def prune(self, value):
+        """`value` with every Fn::If decided and AWS::NoValue removed; nothing else evaluated."""
+        if isinstance(value, list):
+            return [p for p in (self.prune(v) for v in value) if p is not NO_VALUE]
+        if isinstance(value, dict):
+            if len(value) == 1 and "Fn::If" in value:
+                name, when_true, when_false = value["Fn::If"]
+                return self.prune(when_true if self.condition(name) else when_false)
+            if value == {"Ref": "AWS::NoValue"}:
+                return NO_VALUE
+            return {k: p for k, p in ((k, self.prune(v)) for k, v in value.items()) if p is not NO_VALUE}
+        return value
+
+    def resolve(self, value):
+        """`value` pruned, with parameters and the functions over them evaluated where the inputs are known."""
+        value = self.prune(value)
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: self.resolve(v) for k, v in value.items()}
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            if argument in self.parameters:
+                return self.parameters[argument]
+            return PSEUDO_PARAMETERS.get(argument, value)
+        if function == "Fn::Join":
+            delimiter, items = argument
+            items = self.resolve(items)
+            if isinstance(items, list) and all(isinstance(i, str) for i in items):
+                return delimiter.join(items)
+            return {function: [delimiter, items]}
+        if function == "Fn::Split":
+            delimiter, source = argument
+            source = self.resolve(source)
+            return source.split(delimiter) if isinstance(source, str) else {function: [delimiter, source]}
+        if function == "Fn::Select":
+            index, items = self.resolve(argument)
+            return items[int(index)] if isinstance(items, list) else {function: [index, items]}
+        if function == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            variables = {k: self.resolve(v) for k, v in variables.items()}
+
+            def substitute(match: re.Match) -> str:
+                name = match.group(1)
+                known = variables.get(name, self.parameters.get(name, PSEUDO_PARAMETERS.get(name)))
+                return known if isinstance(known, str) else match.group(0)
+
+            text = _SUB_VARIABLE.sub(substitute, text)
+            unresolved = {k: v for k, v in variables.items() if not isinstance(v, str)}
+            return text if not _SUB_VARIABLE.search(text) else {function: [text, unresolved]}
+        return {function: self.resolve(argument)}
+
+    def references(self, value) -> Iterator[tuple[str, str | None]]:
+        """(logical id, attribute) of every Ref / GetAtt / Fn::Sub variable in the pruned `value`."""
+        value = self.prune(value)
+        if isinstance(value, list):
+            for item in value:
+                yield from self.references(item)
+        elif isinstance(value, dict):
+            for key, argument in value.items():
+                if key == "Ref" and isinstance(argument, str):
+                    yield argument, None
+                elif key == "Fn::GetAtt":
+                    target, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+                    yield target, attribute
+                elif key == "Fn::Sub":
+                    text, variables = (argument, {}) if isinstance(argument, str) else argument
+                    for name in _SUB_VARIABLE.findall(text):
+                        target, _, attribute = name.partition(".")
+                        if target not in variables:
+                            yield target, attribute or None
+                    yield from self.references(variables)
+                else:
+                    yield from self.references(argument)
+
+
+@dataclass
+class Deployment:
+    """Root and nested templates evaluated for one combination of root parameter values."""
+
+    parameters: dict[str, str]
+    root: Evaluator
+    nested: dict[str, Evaluator] = field(default_factory=dict)
+
+    @classmethod
+    def evaluate(cls, root: dict, nested: Mapping[str, dict], parameters: Mapping[str, str]) -> Deployment:
+        evaluator = Evaluator(root, {**NOT_IN_MATRIX, **parameters})
+        deployment = cls(dict(parameters), evaluator)
+        for logical_id, resource in evaluator.resources.items():
+            if resource["Type"] == "AWS::CloudFormation::Stack":
+                passed = evaluator.resolve(resource["Properties"].get("Parameters", {}))
+                deployment.nested[logical_id] = Evaluator(nested[logical_id], passed)
+        return deployment
+
+    def stacks(self) -> Iterator[tuple[str, Evaluator]]:
+        yield ROOT, self.root
+        yield from self.nested.items()
+
+    @cached_property
+    def resources(self) -> dict[tuple[str, str], tuple[str, object]]:
+        """(stack, logical id) -> (type, resolved properties) of every resource that exists."""
+        return {
+            (stack, logical_id): (resource["Type"], evaluator.resolve(resource.get("Properties", {})))
+            for stack, evaluator in self.stacks()
+            for logical_id, resource in evaluator.resources.items()
+        }
+
+    def resource_types(self) -> list[str]:
+        return sorted(f"{stack}/{kind}" for (stack, _), (kind, _) in self.resources.items())
+
+    def dangling_references(self) -> list[str]:
+        """Every reference from an existing resource or output to something that would not exist."""
+        problems = []
+        for stack, evaluator in self.stacks():
+            elements = [("Resources", k, v) for k, v in evaluator.resources.items()]
+            elements += [("Outputs", k, v) for k, v in evaluator.outputs.items()]
+            for section, logical_id, element in elements:
+                body = {k: v for k, v in element.items() if k in ("Properties", "Value")}
+                for target, attribute in evaluator.references(body):
+                    problem = self._reference_problem(evaluator, target, attribute)
+                    if problem:
+                        problems.append(f"{stack}/{section}/{logical_id} -> {target}: {problem}")
+                for target in _as_list(element.get("DependsOn", [])):
+                    if target not in evaluator.resources:
+                        problems.append(f"{stack}/{section}/{logical_id} DependsOn {target}: resource does not exist")
+            for logical_id, nested in self.nested.items() if stack == ROOT else ():
+                problems += [f"{logical_id}: {p}" for p in _parameter_problems(evaluator, logical_id, nested)]
+        return problems
+
+    def _reference_problem(self, evaluator: Evaluator, target: str, attribute: str | None) -> str | None:
+        if target in evaluator.parameters or target in PSEUDO_PARAMETERS:
+            return None if attribute is None else "GetAtt of a parameter"
+        if target not in evaluator.resources:
+            return "resource does not exist"
+        if attribute and attribute.startswith("Outputs.") and target in self.nested:
+            if attribute.removeprefix("Outputs.") not in self.nested[target].outputs:
+                return f"nested stack has no output {attribute}"
+        return None
+
+
+def _parameter_problems(parent: Evaluator, logical_id: str, nested: Evaluator) -> list[str]:
+    passed = set(parent.resources[logical_id]["Properties"].get("Parameters", {}))
+    declared = nested.template.get("Parameters", {})
+    required = {name for name, spec in declared.items() if "Default" not in spec}
+    return [f"parameter {name} not passed" for name in sorted(required - passed)] + [
+        f"parameter {name} passed but not declared" for name in sorted(passed - set(declared))
+    ]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# -- the parameter matrix ------------------------------------------------------------------------------------------
+def parameter_samples(template: dict) -> dict[str, list[str]]:
+    """Values to try per root parameter: every allowed value when there are few, else the default and one other."""
+    samples = {}
+    for name, spec in template["Parameters"].items():
+        if name in NOT_IN_MATRIX:
+            continue
+        allowed = spec.get("AllowedValues")
+        if allowed and len(allowed) <= 3:
+            samples[name] = list(allowed)
+        elif allowed:
+            samples[name] = [spec["Default"], next(v for v in allowed if v != spec["Default"])]
+        else:
+            samples[name] = [spec["Default"], SAMPLE_ALTERNATIVES[name]]
+    return samples
+
+
+def combinations(template: dict) -> list[dict[str, str]]:
+    samples = parameter_samples(template)
+    return [dict(zip(samples, values, strict=True)) for values in itertools.product(*samples.values())]
+
+
+# -- transitions ---------------------------------------------------------------------------------------------------
+# Properties whose change makes CloudFormation replace the resource (create the new one, then delete the old one).
+_ALL = "*"
+REPLACED_ON_CHANGE = {
+    "AWS::ApiGateway::Method": {"RestApiId", "ResourceId", "HttpMethod"},
+    "AWS::ApiGateway::Resource": {"RestApiId", "ParentId", "PathPart"},
+    "AWS::ApiGateway::Stage": {"RestApiId", "StageName"},
+    "AWS::Lambda::Function": {"FunctionName"},
+    "AWS::Logs::LogGroup": {"LogGroupName"},
+    "AWS::IAM::Role": {"RoleName", "Path"},
+    "AWS::SageMaker::Model": _ALL,
+    "AWS::SageMaker::EndpointConfig": _ALL,
+    "AWS::SageMaker::Endpoint": {"EndpointName"},
+}
+# Properties that fix a resource's physical name in its account and region.
+NAME_PROPERTIES = (
+    "FunctionName",
+    "RoleName",
+    "LogGroupName",
+    "EndpointName",
+    "EndpointConfigName",
+    "ModelName",
+    "BucketName",
+    "TableName",
+    "TopicName",
+    "QueueName",
+)
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def api_path(properties_by_id: Mapping[str, tuple[str, object]], resource_id) -> str:
+    """The path of an API Gateway resource id: follows Ref -> AWS::ApiGateway::Resource -> ParentId up to the root."""
+    if isinstance(resource_id, dict) and "Ref" in resource_id and resource_id["Ref"] in properties_by_id:
+        _, props = properties_by_id[resource_id["Ref"]]
+        return api_path(properties_by_id, props["ParentId"]).rstrip("/") + "/" + props["PathPart"]
+    if isinstance(resource_id, dict) and resource_id.get("Fn::GetAtt", [None, None])[1] == "RootResourceId":
+        return "/"
+    return _canonical(resource_id)  # imported from elsewhere (e.g. a nested stack parameter): opaque but stable
+
+
+def identities(deployment: Deployment, key: tuple[str, str]) -> set[tuple]:
+    """What two resources must not share when one is created while the other still exists."""
+    stack, _ = key
+    kind, props = deployment.resources[key]
+    in_stack = {lid: value for (s, lid), value in deployment.resources.items() if s == stack}
+    found = {("name", kind, _canonical(props[name])) for name in NAME_PROPERTIES if name in props}
+    if kind == "AWS::ApiGateway::Method":
+        path = api_path(in_stack, props["ResourceId"])
+        found.add(("api-method", _canonical(props["RestApiId"]), path, props["HttpMethod"]))
+    elif kind == "AWS::ApiGateway::Resource":
+        found.add(("api-path", _canonical(props["RestApiId"]), api_path(in_stack, {"Ref": key[1]})))
+    elif kind == "AWS::ApiGateway::Stage":
+        found.add(("api-stage", _canonical(props["RestApiId"]), _canonical(props["StageName"])))
+    if kind == "AWS::Lambda::Function" and "FunctionName" in props:
+        found.add(("name", "AWS::Logs::LogGroup", _canonical(f"/aws/lambda/{props['FunctionName']}")))
+    return found
+
+
+def is_replaced(kind: str, before: dict, after: dict) -> bool:
+    watched = REPLACED_ON_CHANGE.get(kind, set())
+    if watched == _ALL:
+        return _canonical(before) != _canonical(after)
+    return any(_canonical(before.get(p)) != _canonical(after.get(p)) for p in watched)
+
+
+@dataclass
+class Transition:
+    """An update from one combination to another, as CloudFormation would run it."""
+
+    before: Deployment
+    after: Deployment
+
+    @cached_property
+    def created(self) -> set[tuple[str, str]]:
+        return set(self.after.resources) - set(self.before.resources)
+
+    @cached_property
+    def deleted(self) -> set[tuple[str, str]]:
+        return set(self.before.resources) - set(self.after.resources)
+
+    @cached_property
+    def replaced(self) -> set[tuple[str, str]]:
+        common = set(self.before.resources) & set(self.after.resources)
+        return {
+            key
+            for key in common
+            if is_replaced(self.after.resources[key][0], self.before.resources[key][1], self.after.resources[key][1])
+        }
+
+    def collisions(self) -> set[tuple]:
+        """Identities held by a resource being created while a resource being removed still holds them."""
+        new = set().union(*(identities(self.after, k) for k in self.created | self.replaced))
+        old = set().union(*(identities(self.before, k) for k in self.deleted | self.replaced))
+        return new & old
+
+    def updated(self, key: tuple[str, str]) -> bool:
+        """Whether CloudFormation would create or update this resource of the target state."""
+        if key not in self.before.resources:
+            return True
+        return _canonical(self.before.resources[key][1]) != _canonical(self.after.resources[key][1])
