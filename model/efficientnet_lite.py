@@ -73,18 +73,22 @@ class EfficientNetLite(nn.Module):
         self._conv_stem = SameConv(3, stem.shape[0], stem.shape[-1], 2, size)
         self._bn0 = nn.BatchNorm2d(stem.shape[0], eps=BN_EPS)
         size = self._conv_stem.out_size
-        blocks, cin, stage = [], stem.shape[0], -1
+        blocks, cin, stage, stage_ends = [], stem.shape[0], -1, []
         for i in range(_count_blocks(state_dict)):
             dw = state_dict[f"_blocks.{i}._depthwise_conv.weight"]
             cout = state_dict[f"_blocks.{i}._project_conv.weight"].shape[0]
             expand = dw.shape[0] // cin
             first_of_stage = cout != cin or i == 0
             stage += first_of_stage
+            if first_of_stage and i > 0:
+                stage_ends.append(i - 1)
             stride = STAGE_STRIDES[stage] if first_of_stage else 1
             block = MBConv(cin, cout, expand, dw.shape[-1], stride, size)
             blocks.append(block)
             size, cin = block.out_size, cout
         self._blocks = nn.ModuleList(blocks)
+        # Index of each stage's last block (stage 1 first): where multi-layer embeddings tap the network.
+        self.stage_ends = (*stage_ends, len(blocks) - 1)
         head = state_dict["_conv_head.weight"]
         self._conv_head = nn.Conv2d(cin, head.shape[0], 1, bias=False)
         self._bn1 = nn.BatchNorm2d(head.shape[0], eps=BN_EPS)
