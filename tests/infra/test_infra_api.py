@@ -19,7 +19,9 @@ def only(template: dict, kind: str) -> tuple[str, dict]:
 
 @pytest.fixture(scope="module")
 def post(root) -> dict:
-    methods = [m for m in resources_of(root, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "POST"]
+    methods = [
+        m for m in resources_of(root, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "POST"
+    ]
     assert len(methods) == 1, "exactly one POST method for all parameter combinations"
     return methods[0]["Properties"]
 
@@ -70,7 +72,9 @@ def test_sagemaker_error_patterns_select_the_right_statuses(post):
 
 
 def test_cors_preflight_on_the_route(root):
-    options = [m for m in resources_of(root, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    options = [
+        m for m in resources_of(root, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "OPTIONS"
+    ]
     assert len(options) == 1
     assert options[0]["Properties"]["AuthorizationType"] == "NONE"
     headers = options[0]["Properties"]["Integration"]["IntegrationResponses"][0]["ResponseParameters"]

@@ -75,7 +75,8 @@ def test_conditions_derive_from_the_parameters(template):
 
 
 @pytest.mark.parametrize(
-    ("prefix", "condition"), [("LambdaBackend", "LambdaBackendEnabled"), ("SageMakerBackend", "SageMakerBackendEnabled")]
+    ("prefix", "condition"),
+    [("LambdaBackend", "LambdaBackendEnabled"), ("SageMakerBackend", "SageMakerBackendEnabled")],
 )
 def test_each_backend_is_a_nested_stack_carrying_its_condition(root, prefix, condition):
     stacks = {k: v for k, v in root["Resources"].items() if v["Type"] == "AWS::CloudFormation::Stack"}

@@ -1,0 +1,140 @@
+"""Every combination of parameter values: what exists, and nothing refers to something that does not."""
+
+from __future__ import annotations
+
+import pytest
+from cfn_matrix import ROOT, Deployment, api_path, combinations, parameter_samples
+
+FEATURE_ON = {"ImageSimilarity": "yes"}
+
+
+@pytest.fixture(scope="session")
+def deployments(synthesized) -> list[Deployment]:
+    return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]
+
+
+def nested_stack_names(deployment: Deployment) -> set[str]:
+    return {logical_id.split("NestedStack")[0] for logical_id in deployment.nested}
+
+
+def methods(deployment: Deployment) -> list[tuple[str, str]]:
+    root_resources = {lid: value for (stack, lid), value in deployment.resources.items() if stack == ROOT}
+    return sorted(
+        (api_path(root_resources, props["ResourceId"]), props["HttpMethod"])
+        for kind, props in root_resources.values()
+        if kind == "AWS::ApiGateway::Method"
+    )
+
+
+def test_matrix_covers_every_user_parameter(synthesized, deployments):
+    samples = parameter_samples(synthesized.root)
+    assert set(samples) == set(synthesized.root["Parameters"]) - {"BootstrapVersion"}
+    assert all(len(values) >= 2 for values in samples.values())
+    assert len(deployments) == 2 ** len(samples)
+
+
+def test_no_combination_refers_to_anything_missing(deployments):
+    problems = {str(d.parameters): d.dangling_references() for d in deployments}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_exactly_one_post_method_when_the_feature_is_on(deployments):
+    for deployment in deployments:
+        expected = [("/image-similarity", "OPTIONS"), ("/image-similarity", "POST")]
+        assert methods(deployment) == (expected if deployment.parameters["ImageSimilarity"] == "yes" else [])
+
+
+def test_the_chosen_backend_and_only_it_is_deployed(deployments):
+    for deployment in deployments:
+        if deployment.parameters["ImageSimilarity"] == "no":
+            assert nested_stack_names(deployment) == set()
+        else:
+            assert nested_stack_names(deployment) == {f"{deployment.parameters['InferenceBackend']}Backend"}
+
+
+def test_post_integration_follows_the_backend_and_authorization(deployments):
+    for deployment in deployments:
+        if deployment.parameters["ImageSimilarity"] == "no":
+            continue
+        (post,) = [
+            props
+            for (stack, _), (kind, props) in deployment.resources.items()
+            if kind == "AWS::ApiGateway::Method" and props["HttpMethod"] == "POST"
+        ]
+        assert post["AuthorizationType"] == deployment.parameters["APIGatewayAuthorization"]
+        expected = "AWS_PROXY" if deployment.parameters["InferenceBackend"] == "Lambda" else "AWS"
+        assert post["Integration"]["Type"] == expected
+
+
+def test_uninstalled_stack_keeps_only_the_anchor(deployments):
+    for deployment in deployments:
+        if deployment.parameters["ImageSimilarity"] == "no":
+            assert deployment.resource_types() == ["root/AWS::CloudFormation::WaitConditionHandle"]
+            assert deployment.root.outputs == {}
+
+
+def test_outputs_exist_exactly_with_the_feature(deployments):
+    for deployment in deployments:
+        on = deployment.parameters["ImageSimilarity"] == "yes"
+        assert set(deployment.root.outputs) == ({"ImageSimilarity", "ApiStageUrl"} if on else set())
+
+
+def test_output_urls_resolve_for_the_stage_and_partition(synthesized):
+    china = {"AWS::Region": "cn-north-1", "AWS::URLSuffix": "amazonaws.com.cn"}
+    import cfn_matrix
+
+    saved = dict(cfn_matrix.PSEUDO_PARAMETERS)
+    cfn_matrix.PSEUDO_PARAMETERS.update(china)
+    try:
+        deployment = Deployment.evaluate(
+            synthesized.root, synthesized.nested, {**FEATURE_ON, "APIGatewayStageName": "beta"}
+        )
+        url = deployment.root.resolve(synthesized.root["Outputs"]["ImageSimilarity"]["Value"])
+    finally:
+        cfn_matrix.PSEUDO_PARAMETERS.clear()
+        cfn_matrix.PSEUDO_PARAMETERS.update(saved)
+    # The API id and stage are resources; the rest is known: region, China's domain, the path.
+    parts = url["Fn::Join"][1]
+    assert (
+        "".join(p for p in parts if isinstance(p, str))
+        == "https://.execute-api.cn-north-1.amazonaws.com.cn//image-similarity"
+    )
+
+
+# -- the evaluator itself --------------------------------------------------------------------------------------------
+TOY = {
+    "Parameters": {"On": {"Type": "String", "Default": "yes"}, "Kind": {"Type": "String", "Default": "a"}},
+    "Conditions": {
+        "IsOn": {"Fn::Equals": [{"Ref": "On"}, "yes"]},
+        "IsA": {"Fn::And": [{"Condition": "IsOn"}, {"Fn::Equals": [{"Ref": "Kind"}, "a"]}]},
+        "IsB": {"Fn::And": [{"Condition": "IsOn"}, {"Fn::Not": [{"Condition": "IsA"}]}]},
+        "Either": {"Fn::Or": [{"Condition": "IsA"}, {"Condition": "IsB"}]},
+    },
+    "Resources": {
+        "A": {"Type": "AWS::SNS::Topic", "Condition": "IsA"},
+        "B": {"Type": "AWS::SNS::Topic", "Condition": "IsB"},
+        "Good": {
+            "Type": "AWS::SNS::Topic",
+            "Condition": "Either",
+            "Properties": {"DisplayName": {"Fn::If": ["IsA", {"Ref": "A"}, {"Fn::GetAtt": ["B", "TopicName"]}]}},
+        },
+        "Bad": {"Type": "AWS::SNS::Topic", "Condition": "IsOn", "Properties": {"DisplayName": {"Ref": "A"}}},
+        "BadDependency": {"Type": "AWS::SNS::Topic", "DependsOn": "B"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "existing", "dangling"),
+    [
+        ({"On": "yes", "Kind": "a"}, {"A", "Good", "Bad", "BadDependency"}, ["BadDependency DependsOn B"]),
+        ({"On": "yes", "Kind": "b"}, {"B", "Good", "Bad", "BadDependency"}, ["Resources/Bad -> A"]),
+        ({"On": "no", "Kind": "a"}, {"BadDependency"}, ["BadDependency DependsOn B"]),
+    ],
+)
+def test_evaluator_decides_conditions_and_finds_dangling_references(parameters, existing, dangling):
+    deployment = Deployment.evaluate(TOY, {}, parameters)
+    assert set(deployment.root.resources) == existing
+    problems = deployment.dangling_references()
+    assert len(problems) == len(dangling)
+    assert all(any(d in p for p in problems) for d in dangling)

@@ -1,0 +1,117 @@
+"""Every ordered pair of combinations, as one stack update: no name collisions, and the stage is redeployed."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from cfn_matrix import ROOT, Deployment, Transition, combinations
+
+
+@pytest.fixture(scope="session")
+def deployments(synthesized) -> list[Deployment]:
+    return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]
+
+
+@pytest.fixture(scope="session")
+def transitions(deployments) -> list[Transition]:
+    return [Transition(a, b) for a, b in itertools.permutations(deployments, 2)]
+
+
+def _key_of(deployment: Deployment, kind: str) -> tuple[str, str] | None:
+    keys = [key for key, (k, _) in deployment.resources.items() if k == kind and key[0] == ROOT]
+    assert len(keys) <= 1
+    return keys[0] if keys else None
+
+
+def test_every_ordered_pair_is_checked(deployments, transitions):
+    assert len(transitions) == len(deployments) * (len(deployments) - 1)
+
+
+def test_no_update_creates_what_it_deletes(transitions):
+    collisions = {
+        f"{t.before.parameters} -> {t.after.parameters}": sorted(t.collisions()) for t in transitions if t.collisions()
+    }
+    assert collisions == {}
+
+
+def test_the_stage_is_redeployed_on_every_change(transitions):
+    for transition in transitions:
+        deployment = _key_of(transition.after, "Custom::ApiGatewayDeployment")
+        if deployment is None:
+            assert transition.after.parameters["ImageSimilarity"] == "no"
+            continue
+        assert transition.updated(deployment), (transition.before.parameters, transition.after.parameters)
+        stage = _key_of(transition.after, "AWS::ApiGateway::Stage")
+        _, props = transition.after.resources[stage]
+        assert props["DeploymentId"] == {"Fn::GetAtt": [deployment[1], "id"]}
+
+
+def test_switching_backend_updates_the_one_method_in_place(transitions):
+    switches = [
+        t
+        for t in transitions
+        if t.before.parameters["ImageSimilarity"] == t.after.parameters["ImageSimilarity"] == "yes"
+        and t.before.parameters["InferenceBackend"] != t.after.parameters["InferenceBackend"]
+    ]
+    assert switches
+    for transition in switches:
+        changed = {key for key in transition.created | transition.deleted if key[0] == ROOT}
+        kinds = {transition.after.resources.get(k, transition.before.resources.get(k))[0] for k in changed}
+        assert kinds == {"AWS::CloudFormation::Stack"}  # only the backends come and go
+        assert not any(transition.after.resources[k][0] == "AWS::ApiGateway::Method" for k in transition.replaced)
+
+
+def test_changing_the_stage_name_replaces_only_the_stage(transitions):
+    renames = [
+        t
+        for t in transitions
+        if t.before.parameters["ImageSimilarity"] == t.after.parameters["ImageSimilarity"] == "yes"
+        and t.before.parameters["APIGatewayStageName"] != t.after.parameters["APIGatewayStageName"]
+    ]
+    assert renames
+    for transition in renames:
+        assert {transition.after.resources[k][0] for k in transition.replaced if k[0] == ROOT} == {
+            "AWS::ApiGateway::Stage"
+        }
+
+
+# -- the collision check itself ------------------------------------------------------------------------------------
+def _two_methods_template() -> dict:
+    """The design issue 4 warns against: one POST per backend, on the same path."""
+
+    def method(condition: str) -> dict:
+        return {
+            "Type": "AWS::ApiGateway::Method",
+            "Condition": condition,
+            "Properties": {"RestApiId": {"Ref": "Api"}, "ResourceId": {"Ref": "Path"}, "HttpMethod": "POST"},
+        }
+
+    return {
+        "Parameters": {"Backend": {"Type": "String", "Default": "Lambda"}},
+        "Conditions": {
+            "UseLambda": {"Fn::Equals": [{"Ref": "Backend"}, "Lambda"]},
+            "UseSageMaker": {"Fn::Not": [{"Condition": "UseLambda"}]},
+        },
+        "Resources": {
+            "Api": {"Type": "AWS::ApiGateway::RestApi"},
+            "Path": {
+                "Type": "AWS::ApiGateway::Resource",
+                "Properties": {
+                    "RestApiId": {"Ref": "Api"},
+                    "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                    "PathPart": "image-similarity",
+                },
+            },
+            "LambdaPost": method("UseLambda"),
+            "SageMakerPost": method("UseSageMaker"),
+        },
+    }
+
+
+def test_collision_check_catches_two_methods_on_one_path():
+    template = _two_methods_template()
+    before = Deployment.evaluate(template, {}, {"Backend": "Lambda"})
+    after = Deployment.evaluate(template, {}, {"Backend": "SageMaker"})
+    (collision,) = Transition(before, after).collisions()
+    assert collision[0] == "api-method" and collision[2:] == ("/image-similarity", "POST")
