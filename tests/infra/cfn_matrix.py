@@ -223,9 +223,9 @@ class Deployment:
             return None if attribute is None else "GetAtt of a parameter"
         if target not in evaluator.resources:
             return "resource does not exist"
-        if attribute and attribute.startswith("Outputs.") and target in self.nested:
-            if attribute.removeprefix("Outputs.") not in self.nested[target].outputs:
-                return f"nested stack has no output {attribute}"
+        nested_output = attribute.removeprefix("Outputs.") if attribute and attribute.startswith("Outputs.") else None
+        if nested_output and target in self.nested and nested_output not in self.nested[target].outputs:
+            return f"nested stack has no output {nested_output}"
         return None
 
 

@@ -117,7 +117,7 @@ def test_stage_serves_the_deployment_made_by_the_redeployment_resource(root):
 
 
 def test_redeployment_carries_every_parameter_and_runs_after_the_methods(root):
-    deployment_id, deployment = only(root, "Custom::ApiGatewayDeployment")
+    _, deployment = only(root, "Custom::ApiGatewayDeployment")
     update = json.dumps(deployment["Properties"]["Update"])
     assert deployment["Properties"]["Create"] == deployment["Properties"]["Update"]
     assert '"action\\":\\"createDeployment' in update or "createDeployment" in update
