@@ -10,6 +10,9 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 MAX_IMAGE_SIDE = 4096
 # Bytes fetched from one URL or S3 object: a 4096 x 4096 BMP is 48 MiB; compressed photos are far smaller.
 MAX_FETCH_BYTES = 50 * 1024 * 1024
+# The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` calls two images the same picture.
+# Provisional: the calibration in model/MODEL_CARD.md (the quality issue) sets the final value here, its one home.
+DUPLICATE_THRESHOLD = 0.90
 
 
 def _cpu_count() -> int:
