@@ -41,8 +41,11 @@ NOT_IN_MATRIX = {"BootstrapVersion": "30"}
 class Evaluator:
     """One template evaluated for one set of parameter values."""
 
-    def __init__(self, template: dict, parameters: Mapping[str, object]) -> None:
+    def __init__(
+        self, template: dict, parameters: Mapping[str, object], pseudo: Mapping[str, object] = PSEUDO_PARAMETERS
+    ) -> None:
         self.template = template
+        self.pseudo = pseudo
         self.parameters: dict[str, object] = {}
         for name, spec in template.get("Parameters", {}).items():
             value = parameters.get(name, spec.get("Default"))
@@ -113,7 +116,7 @@ class Evaluator:
         if function == "Ref":
             if argument in self.parameters:
                 return self.parameters[argument]
-            return PSEUDO_PARAMETERS.get(argument, value)
+            return self.pseudo.get(argument, value)
         if function == "Fn::Join":
             delimiter, items = argument
             items = self.resolve(items)
@@ -133,7 +136,7 @@ class Evaluator:
 
             def substitute(match: re.Match) -> str:
                 name = match.group(1)
-                known = variables.get(name, self.parameters.get(name, PSEUDO_PARAMETERS.get(name)))
+                known = variables.get(name, self.parameters.get(name, self.pseudo.get(name)))
                 return known if isinstance(known, str) else match.group(0)
 
             text = _SUB_VARIABLE.sub(substitute, text)
@@ -174,13 +177,19 @@ class Deployment:
     nested: dict[str, Evaluator] = field(default_factory=dict)
 
     @classmethod
-    def evaluate(cls, root: dict, nested: Mapping[str, dict], parameters: Mapping[str, str]) -> Deployment:
-        evaluator = Evaluator(root, {**NOT_IN_MATRIX, **parameters})
+    def evaluate(
+        cls,
+        root: dict,
+        nested: Mapping[str, dict],
+        parameters: Mapping[str, str],
+        pseudo: Mapping[str, object] = PSEUDO_PARAMETERS,
+    ) -> Deployment:
+        evaluator = Evaluator(root, {**NOT_IN_MATRIX, **parameters}, pseudo)
         deployment = cls(dict(parameters), evaluator)
         for logical_id, resource in evaluator.resources.items():
             if resource["Type"] == "AWS::CloudFormation::Stack":
                 passed = evaluator.resolve(resource["Properties"].get("Parameters", {}))
-                deployment.nested[logical_id] = Evaluator(nested[logical_id], passed)
+                deployment.nested[logical_id] = Evaluator(nested[logical_id], passed, pseudo)
         return deployment
 
     def stacks(self) -> Iterator[tuple[str, Evaluator]]:
@@ -219,7 +228,7 @@ class Deployment:
         return problems
 
     def _reference_problem(self, evaluator: Evaluator, target: str, attribute: str | None) -> str | None:
-        if target in evaluator.parameters or target in PSEUDO_PARAMETERS:
+        if target in evaluator.parameters or target in evaluator.pseudo:
             return None if attribute is None else "GetAtt of a parameter"
         if target not in evaluator.resources:
             return "resource does not exist"

@@ -18,6 +18,14 @@ if str(REPOSITORY) not in sys.path:
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 
+# What the CDK CLI adds to the app's context by default, so that the templates match `cdk synth` (CDKMetadata included).
+CLI_CONTEXT = {
+    "aws:cdk:enable-path-metadata": True,
+    "aws:cdk:enable-asset-metadata": True,
+    "aws:cdk:version-reporting": True,
+}
+
+
 @dataclass
 class Synthesized:
     """The cloud assembly of one synthesis: root template, nested templates by their logical id in the root."""
@@ -38,6 +46,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
     outdir = tmp_path_factory.mktemp("cdk.out")
     context = json.loads((REPOSITORY / "cdk.json").read_text())["context"]
+    context.update(CLI_CONTEXT)
     app = App(outdir=str(outdir), context=context)
     stack = build_app(app)
     validation_error = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cfn_matrix import ROOT, Deployment, api_path, combinations, parameter_samples
+from cfn_matrix import PSEUDO_PARAMETERS, ROOT, Deployment, api_path, combinations, parameter_samples
 
 FEATURE_ON = {"ImageSimilarity": "yes"}
 
@@ -66,11 +66,21 @@ def test_post_integration_follows_the_backend_and_authorization(deployments):
         assert post["Integration"]["Type"] == expected
 
 
-def test_uninstalled_stack_keeps_only_the_anchor(deployments):
+def test_uninstalled_stack_keeps_only_the_anchor_and_cdk_metadata(deployments):
     for deployment in deployments:
         if deployment.parameters["ImageSimilarity"] == "no":
-            assert deployment.resource_types() == ["root/AWS::CloudFormation::WaitConditionHandle"]
+            assert deployment.resource_types() == [
+                "root/AWS::CDK::Metadata",
+                "root/AWS::CloudFormation::WaitConditionHandle",
+            ]
             assert deployment.root.outputs == {}
+
+
+def test_uninstalled_stack_is_not_empty_where_cdk_metadata_is_unavailable(synthesized):
+    # CloudFormation rejects a stack with no resources; CDKMetadata only exists in the regions CDK lists.
+    pseudo = {**PSEUDO_PARAMETERS, "AWS::Region": "xx-future-1"}
+    deployment = Deployment.evaluate(synthesized.root, synthesized.nested, {"ImageSimilarity": "no"}, pseudo)
+    assert deployment.resource_types() == ["root/AWS::CloudFormation::WaitConditionHandle"]
 
 
 def test_outputs_exist_exactly_with_the_feature(deployments):
@@ -80,25 +90,14 @@ def test_outputs_exist_exactly_with_the_feature(deployments):
 
 
 def test_output_urls_resolve_for_the_stage_and_partition(synthesized):
-    china = {"AWS::Region": "cn-north-1", "AWS::URLSuffix": "amazonaws.com.cn"}
-    import cfn_matrix
-
-    saved = dict(cfn_matrix.PSEUDO_PARAMETERS)
-    cfn_matrix.PSEUDO_PARAMETERS.update(china)
-    try:
-        deployment = Deployment.evaluate(
-            synthesized.root, synthesized.nested, {**FEATURE_ON, "APIGatewayStageName": "beta"}
-        )
-        url = deployment.root.resolve(synthesized.root["Outputs"]["ImageSimilarity"]["Value"])
-    finally:
-        cfn_matrix.PSEUDO_PARAMETERS.clear()
-        cfn_matrix.PSEUDO_PARAMETERS.update(saved)
-    # The API id and stage are resources; the rest is known: region, China's domain, the path.
+    china = {**PSEUDO_PARAMETERS, "AWS::Region": "cn-north-1", "AWS::URLSuffix": "amazonaws.com.cn"}
+    parameters = {**FEATURE_ON, "APIGatewayStageName": "beta"}
+    deployment = Deployment.evaluate(synthesized.root, synthesized.nested, parameters, china)
+    url = deployment.root.resolve(synthesized.root["Outputs"]["ImageSimilarity"]["Value"])
+    # The API id and the stage are resources; the rest is known: China's region and domain, the path.
     parts = url["Fn::Join"][1]
-    assert (
-        "".join(p for p in parts if isinstance(p, str))
-        == "https://.execute-api.cn-north-1.amazonaws.com.cn//image-similarity"
-    )
+    known = "".join(p for p in parts if isinstance(p, str))
+    assert known == "https://.execute-api.cn-north-1.amazonaws.com.cn//image-similarity"
 
 
 # -- the evaluator itself --------------------------------------------------------------------------------------------
