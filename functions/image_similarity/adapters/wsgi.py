@@ -5,24 +5,32 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.util import application_uri
 
+from ..explorer import Explorer, Page
 from ..service import ImageSimilarityService, Response
 from ..settings import MAX_BODY_BYTES
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+EXPLORER_ROOT = "/api-explorer"
+REASONS = {200: "OK", 308: "Permanent Redirect", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error"}
 
 
 class ServiceApp:
-    """`POST <predict_path>` runs the API; `GET /ping` answers 200 (the service is built before serving)."""
+    """`POST <predict_path>` runs the API; `GET /ping` answers 200 (the service is built before serving);
+    with an `explorer`, `GET /api-explorer/` serves the API Explorer."""
 
-    def __init__(self, service: ImageSimilarityService, predict_path: str):
+    def __init__(self, service: ImageSimilarityService, predict_path: str, explorer: Explorer | None = None):
         self.service = service
         self.predict_path = predict_path
+        self.explorer = explorer
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if self.explorer and method in ("GET", "HEAD") and (path + "/").startswith(EXPLORER_ROOT + "/"):
+            page = self.explorer.get(path.removeprefix(EXPLORER_ROOT), application_uri(environ).rstrip("/"))
+            return self._send_page(page, start_response)
         if path == "/ping" and method in ("GET", "HEAD"):
             response = Response(200, {"status": "ok", "model_version": self.service.model_version})
         elif path == self.predict_path:
@@ -48,6 +56,12 @@ class ServiceApp:
             ("X-Model-Version", self.service.model_version),
         ])
         return [payload]
+
+    def _send_page(self, page: Page, start_response: StartResponse) -> list[bytes]:
+        status = f"{page.status} {REASONS.get(page.status, 'Error')}"
+        start_response(status, [("Content-Type", page.content_type), ("Content-Length", str(len(page.body))),
+                                *page.headers.items()])
+        return [page.body]
 
 
 def _error(status: int, message: str) -> Response:
