@@ -58,20 +58,27 @@ class RestApi(Construct):
         return self.api.rest_api_id
 
     def add_method(
-        self, path: str, http_method: str, *, integration, authorization_type: str, description: str
+        self,
+        path: str,
+        http_method: str,
+        *,
+        integration,
+        authorization_type: str,
+        description: str,
+        cors: bool = True,
     ) -> apigw.Resource:
-        """Add `http_method` on `/path` (with a CORS preflight) and return the path's resource.
+        """Add `http_method` on `path` (e.g. "image-similarity", "docs/{proxy+}") and return the path's resource.
 
-        `integration` is a CloudFormation Integration property value, possibly an Fn::If.
+        `integration` is a CloudFormation Integration property value, possibly an Fn::If. With `cors`, the path also
+        answers browsers' CORS preflight.
         """
-        resource = self.api.root.add_resource(
-            path,
-            default_cors_preflight_options=apigw.CorsOptions(
+        resource = self.api.root.resource_for_path(path)
+        if cors:
+            resource.add_cors_preflight(
                 allow_origins=apigw.Cors.ALL_ORIGINS,
                 allow_methods=[http_method, "OPTIONS"],
                 allow_headers=[*apigw.Cors.DEFAULT_HEADERS],
-            ),
-        )
+            )
         method = apigw.CfnMethod(
             resource,
             http_method,

@@ -155,7 +155,10 @@ class SageMakerBackend(NestedStack):
             "IntegrationHttpMethod": "POST",
             "Uri": uri,
             "Credentials": self.invoke_role.role_arn,
-            "RequestParameters": {"integration.request.header.Content-Type": "'application/json'"},
+            "RequestParameters": {
+                "integration.request.header.Content-Type": "'application/json'",
+                "integration.request.header.Accept": "'application/json'",
+            },
             "PassthroughBehavior": "WHEN_NO_MATCH",
             "TimeoutInMillis": 29_000,
             "IntegrationResponses": INTEGRATION_RESPONSES,

@@ -14,7 +14,17 @@ import json
 from collections.abc import Mapping
 
 import jsii
-from aws_cdk import Aws, Duration, Fn, IStableStringProducer, Lazy, RemovalPolicy, Stack
+from aws_cdk import (
+    Aws,
+    CfnCondition,
+    Duration,
+    Fn,
+    IStableAnyProducer,
+    IStableStringProducer,
+    Lazy,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -150,9 +160,12 @@ class ApiStage(Construct):
             install_latest_aws_sdk=False,
             timeout=Duration.minutes(2),
         )
-        # A deployment snapshots the methods, so they must be in their final state first.
-        for method in api.methods:
-            deployment.node.add_dependency(method)
+        # A deployment snapshots the methods, so they must be in their final state first. A DependsOn would name
+        # methods that another condition may switch off; a reference inside Fn::If orders the update just the same.
+        custom_resource = deployment.node.find_child("Resource").node.default_child
+        custom_resource.add_property_override(
+            "Methods", Lazy.any(_Producer(lambda: _method_references(api, custom_resource.cfn_options.condition)))
+        )
         acknowledge(
             deployment,
             "deleteDeployment acts on the deployment ids this resource created, unknown until run time; the "
@@ -160,6 +173,18 @@ class ApiStage(Construct):
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/<RestApi135E9C73>/deployments/*]",
         )
         return deployment
+
+
+def _method_references(api: RestApi, own_condition: CfnCondition | None) -> list:
+    """A Ref to each method; inside Fn::If when the method has a condition of its own (read at synthesis)."""
+    references = []
+    for method in api.methods:
+        condition = method.cfn_options.condition
+        if condition is None or condition is own_condition:
+            references.append(method.ref)
+        else:
+            references.append(Fn.condition_if(condition.logical_id, method.ref, Aws.NO_VALUE))
+    return references
 
 
 def _methods_fingerprint(api: RestApi) -> str:
@@ -173,11 +198,12 @@ def _methods_fingerprint(api: RestApi) -> str:
 
 
 @jsii.implements(IStableStringProducer)
+@jsii.implements(IStableAnyProducer)
 class _Producer:
-    """Adapter from a Python callable to the jsii IStableStringProducer interface."""
+    """Adapter from a Python callable to jsii's stable producer interfaces (Lazy values)."""
 
     def __init__(self, produce) -> None:
         self._produce = produce
 
-    def produce(self) -> str:
+    def produce(self):
         return self._produce()

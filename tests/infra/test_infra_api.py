@@ -127,7 +127,7 @@ def test_redeployment_carries_every_parameter_and_runs_after_the_methods(root):
     assert "methods=" in update  # template changes of the methods redeploy too
     methods = resources_of(root, "AWS::ApiGateway::Method")
     post_id = next(k for k, v in methods.items() if v["Properties"]["HttpMethod"] == "POST")
-    assert post_id in deployment["DependsOn"]
+    assert {"Ref": post_id} in deployment["Properties"]["Methods"]
 
 
 def test_redeployment_provider_is_conditional_and_needs_no_npm(root):
