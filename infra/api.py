@@ -6,6 +6,8 @@ Methods are L1 `CfnMethod`s because their integration and authorization type are
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
@@ -16,6 +18,14 @@ from infra.checks import acknowledge
 _CORS_HEADER = "method.response.header.Access-Control-Allow-Origin"
 # Statuses the SageMaker integration maps to; the Lambda proxy integration ignores method responses.
 _METHOD_RESPONSE_STATUSES = ("200", "400", "502")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A method and the resource (path) it is on; the resource also holds the path's CORS preflight."""
+
+    resource: apigw.Resource
+    method: apigw.CfnMethod
 
 
 class RestApi(Construct):
@@ -66,8 +76,8 @@ class RestApi(Construct):
         authorization_type: str,
         description: str,
         cors: bool = True,
-    ) -> apigw.Resource:
-        """Add `http_method` on `path` (e.g. "image-similarity", "docs/{proxy+}") and return the path's resource.
+    ) -> Route:
+        """Add `http_method` on `path` (e.g. "image-similarity", "docs/{proxy+}").
 
         `integration` is a CloudFormation Integration property value, possibly an Fn::If. With `cors`, the path also
         answers browsers' CORS preflight.
@@ -97,15 +107,7 @@ class RestApi(Construct):
         self.method_definitions.append(
             {"path": path, "httpMethod": http_method, "integration": integration, "authorization": authorization_type}
         )
-        acknowledge(
-            method,
-            "The authorization type is the APIGatewayAuthorization parameter (default AWS_IAM), which cdk-nag cannot "
-            "evaluate; the product page offers NONE for public use and the API Explorer's 'Try it out', and has no "
-            "Cognito user pool.",
-            "AwsSolutions-APIG4",
-            "AwsSolutions-COG4",
-        )
-        return resource
+        return Route(resource, method)
 
     def execute_arn(self, http_method: str, path: str) -> str:
         """The execute-api ARN of one method on any stage, for resource policies and Lambda permissions."""

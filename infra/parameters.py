@@ -118,6 +118,9 @@ class Parameters(Construct):
             ParameterGroup("Data access", (self.allowed_s3_buckets,)),
         ]
 
+    def all(self) -> list[CfnParameter]:
+        return [parameter for group in self.groups for parameter in group.parameters]
+
     def _parameter(self, stack: Stack, name: str, label: str, description: str, **options) -> CfnParameter:
         # Parameters are created at stack scope so that their logical ids are exactly `name`.
         self._labels[name] = label
