@@ -10,9 +10,6 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-# The Lambda synchronous payload limit; SageMaker real-time endpoints accept the same 6 MB.
-MAX_BODY_BYTES = 6 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class ServiceProps:

@@ -39,24 +39,28 @@ THROTTLING_RATE_LIMIT = 50  # requests per second
 THROTTLING_BURST_LIMIT = 100
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
-# Context variables only: API Gateway has no variable for the request body, so images never reach the logs.
-_ACCESS_LOG_FIELDS = {
-    "requestId": apigw.AccessLogField.context_request_id(),
-    "ip": apigw.AccessLogField.context_identity_source_ip(),
-    "caller": apigw.AccessLogField.context_identity_caller(),
-    "user": apigw.AccessLogField.context_identity_user(),
-    "requestTime": apigw.AccessLogField.context_request_time(),
-    "httpMethod": apigw.AccessLogField.context_http_method(),
-    "resourcePath": apigw.AccessLogField.context_resource_path(),
-    "status": apigw.AccessLogField.context_status(),
-    "protocol": apigw.AccessLogField.context_protocol(),
-    "responseLength": apigw.AccessLogField.context_response_length(),
-    "responseLatency": apigw.AccessLogField.context_response_latency(),
-    "integrationLatency": apigw.AccessLogField.context_integration_latency(),
-    "integrationStatus": apigw.AccessLogField.context_integration_status(),
-    "error": apigw.AccessLogField.context_error_message(),
-}
-ACCESS_LOG_FORMAT = apigw.AccessLogFormat.custom(json.dumps(_ACCESS_LOG_FIELDS)).to_string()
+
+def access_log_format() -> str:
+    """JSON access log lines from context variables only: API Gateway has no variable for the request body, so
+    images never reach the logs."""
+    field = apigw.AccessLogField
+    fields = {
+        "requestId": field.context_request_id(),
+        "ip": field.context_identity_source_ip(),
+        "caller": field.context_identity_caller(),
+        "user": field.context_identity_user(),
+        "requestTime": field.context_request_time(),
+        "httpMethod": field.context_http_method(),
+        "resourcePath": field.context_resource_path(),
+        "status": field.context_status(),
+        "protocol": field.context_protocol(),
+        "responseLength": field.context_response_length(),
+        "responseLatency": field.context_response_latency(),
+        "integrationLatency": field.context_integration_latency(),
+        "integrationStatus": field.context_integration_status(),
+        "error": field.context_error_message(),
+    }
+    return apigw.AccessLogFormat.custom(json.dumps(fields)).to_string()
 
 
 class ApiStage(Construct):
@@ -81,7 +85,7 @@ class ApiStage(Construct):
             stage_name=stage_name,
             deployment_id=deployment.get_response_field("id"),
             access_log_setting=apigw.CfnStage.AccessLogSettingProperty(
-                destination_arn=access_logs.log_group_arn, format=ACCESS_LOG_FORMAT
+                destination_arn=access_logs.log_group_arn, format=access_log_format()
             ),
             method_settings=[
                 apigw.CfnStage.MethodSettingProperty(
