@@ -1,0 +1,77 @@
+"""Near-duplicate groups: exact all-pairs search over unit embeddings in numpy, then connected components.
+
+The search multiplies one block of rows by the rest of the matrix at a time (upper triangle only), so memory stays at
+the vectors plus one block of scores however many images there are; at 100,000 images it is seconds to minutes of
+BLAS work on a laptop (docs/USAGE.md has the measured figures), so no approximate index is needed at album scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .settings import DUPLICATE_THRESHOLD
+
+# Scores computed per block: 2**25 float32 = 128 MiB, whatever the number of images.
+BLOCK_ELEMENTS = 2**25
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Rows of one group, in input order; `scores[k]` is member k's score against the first member."""
+
+    members: list[int]
+    scores: list[float]
+
+
+def to_score(cos: np.ndarray) -> np.ndarray:
+    """The API's similarity: 0.5 + 0.5 * cos, kept inside [0, 1] against rounding."""
+    return np.clip(0.5 + 0.5 * cos, 0.0, 1.0)
+
+
+def similar_pairs(
+    vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, block_elements: int = BLOCK_ELEMENTS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair i < j whose score is >= `threshold`: (i, j, score) arrays."""
+    n = len(vectors)
+    min_cos = np.float32(2.0 * threshold - 1.0)
+    block = max(1, block_elements // max(n, 1))
+    found_i, found_j, found_s = [], [], []
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        cos = vectors[start:stop] @ vectors[start:].T  # row r is image start + r against images start.. n-1
+        rows, cols = np.nonzero(cos >= min_cos)
+        upper = cols > rows  # column c is image start + c: keep j > i, drop the diagonal
+        rows, cols = rows[upper], cols[upper]
+        found_i.append(rows + start)
+        found_j.append(cols + start)
+        found_s.append(to_score(cos[rows, cols].astype(np.float64)))
+    if not found_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
+
+
+def find_groups(vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD) -> list[DuplicateGroup]:
+    """Images linked by a chain of pairs at or above `threshold`; images with no match are left out."""
+    first, second, _ = similar_pairs(vectors, threshold)
+    parent = list(range(len(vectors)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(first.tolist(), second.tolist(), strict=True):
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    members: dict[int, list[int]] = {}
+    for i in sorted(set(first.tolist()) | set(second.tolist())):
+        members.setdefault(root(i), []).append(i)
+    groups = []
+    for rows in sorted(members.values()):
+        scores = to_score(vectors[rows].astype(np.float64) @ vectors[rows[0]].astype(np.float64))
+        groups.append(DuplicateGroup(rows, [round(float(s), 5) for s in scores]))
+    return groups
