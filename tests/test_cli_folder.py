@@ -38,7 +38,7 @@ def variants(image: Image.Image) -> dict[str, bytes]:
     edited = ImageEnhance.Brightness(image.crop((w // 20, h // 20, w - w // 20, h - h // 20))).enhance(1.1)
     return {
         "original.jpg": encode(image, "JPEG", quality=92),
-        "small.jpg": encode(image.resize((w * 2 // 3, h * 2 // 3)), "JPEG", quality=60),
+        "small.jpg": encode(image.resize((w * 3 // 4, h * 3 // 4)), "JPEG", quality=75),
         "edited.png": encode(edited, "PNG"),
     }
 
