@@ -68,3 +68,26 @@ def test_broad_acknowledgements_are_scoped_to_single_constructs(synthesized, rul
         p for p, rules in _acknowledgements(synthesized).items() if any(r.endswith(rule) or rule in r for r in rules)
     ]
     assert all(p.count("/") >= 2 for p in holders), holders  # never on the stack or the app
+
+
+def test_cdk_json_runs_app_py_with_python3():
+    from conftest import REPOSITORY
+
+    config = json.loads((REPOSITORY / "cdk.json").read_text())
+    assert config["app"] == "python3 app.py"
+
+
+def test_app_py_synthesizes_what_the_tests_check(synthesized, tmp_path):
+    """app.py run as the CLI runs it (CDK_OUTDIR, context from cdk.json), without Docker or AWS credentials."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import CLI_CONTEXT, REPOSITORY
+
+    context = {**json.loads((REPOSITORY / "cdk.json").read_text())["context"], **CLI_CONTEXT}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_") and key != "DOCKER_HOST"}
+    env.update(CDK_OUTDIR=str(tmp_path), CDK_CONTEXT_JSON=json.dumps(context), DOCKER_HOST="unix:///nonexistent")
+    subprocess.run([sys.executable, "app.py"], cwd=REPOSITORY, env=env, check=True, capture_output=True, timeout=300)
+    for path in synthesized.template_paths:
+        assert json.loads((tmp_path / path.name).read_text()) == json.loads(path.read_text()), path.name
