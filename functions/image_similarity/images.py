@@ -7,7 +7,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from .errors import unusable_image
 from .settings import MAX_IMAGE_SIDE
@@ -45,20 +45,30 @@ def open_checked(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
 
 def to_model_input(data: bytes, size: int, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:
     """Decode `data` into a (size, size, 3) uint8 RGB array: the whole image, squeezed to a square."""
+    return square_pixels(decode(data, size, max_side), size)
+
+
+def decode(data: bytes, size: int, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
+    """Decode to upright RGB; a JPEG at the smallest 1/2, 1/4 or 1/8 scale whose sides both stay >= size."""
     image = open_checked(data, max_side)
     fmt = image.format
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             if fmt == "JPEG":
-                # Decode at 1/2, 1/4 or 1/8 scale while both sides stay >= size: the resize below discards the rest.
+                # The resize to `size` discards the rest anyway; the DCT skips it at a fraction of the cost.
                 image.draft(image.mode, (size, size))
-            image = ImageOps.exif_transpose(image)
-            image = to_rgb(image)
-            image = image.resize((size, size), Image.Resampling.BILINEAR)
+            image.load()
+            if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+                image = ImageOps.exif_transpose(image)
+            return to_rgb(image)
     except Exception as exc:  # truncated or corrupt pixel data
         raise unusable_image(f"the {fmt} image could not be decoded: {_reason(exc)}") from exc
-    return np.asarray(image, dtype=np.uint8)
+
+
+def square_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """One uint8 resize straight to the model's square input; the graph itself normalises in float32."""
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
