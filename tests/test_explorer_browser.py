@@ -1,0 +1,125 @@
+"""The API Explorer in a real headless Chromium (Debian's `chromium`, driven by Playwright; `make test` installs it):
+read the operation, run "Try it out" with the document's examples, and see no "Try it out" under AWS_IAM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import waitress.server
+from conftest import free_port
+from image_similarity.adapters.local_server import local_app
+from image_similarity.explorer import ExplorerConfig
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless, and nothing that reaches past the loopback servers under test (no updates, sync or first-run calls).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+OPERATION = "#operations-Image_Similarity-imageSimilarity"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith("http://127.0.0.1:") else outside.append(r.url))
+    yield page
+    context.close()
+    assert not outside, f"the page asked for something off this machine: {outside}"
+
+
+@pytest.fixture(scope="module")
+def explorer_url(service) -> Iterator[str]:
+    """The local server's app (API + explorer) with Try-it-out on, as `image-similarity serve` runs it."""
+    server = waitress.server.create_server(local_app(service, ExplorerConfig()), host="127.0.0.1", port=0)
+    threading.Thread(target=server.run, daemon=True).start()
+    yield f"http://127.0.0.1:{server.effective_port}/api-explorer/"
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def iam_explorer_url() -> Iterator[str]:
+    """`EXPLORER_AUTHORIZATION=AWS_IAM image-similarity serve`, started the way a user starts it."""
+    port = free_port()
+    env = {**os.environ, "EXPLORER_AUTHORIZATION": "AWS_IAM"}
+    command = [str(Path(sys.executable).parent / "image-similarity"), "serve", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if requests.get(f"{base}/ping", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"`image-similarity serve` did not start: {proc.stderr.read().decode()[-2000:]}")
+    yield f"{base}/api-explorer/"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def execute_example(page: Page, summary: str) -> dict:
+    """Pick a request example, press Execute, and read the response panel's status and JSON body."""
+    page.locator(f"{OPERATION} .opblock-section-request-body select.examples-select-element").select_option(
+        label=summary)
+    page.locator(f"{OPERATION} button.execute").click()
+    live = page.locator(f"{OPERATION} .live-responses-table")
+    status = live.locator("tbody td.response-col_status").first
+    expect(status).to_have_text("200", timeout=TIMEOUT_MS)
+    body = live.locator("tbody .response-col_description pre").first.inner_text()
+    return json.loads(body)
+
+
+def test_try_it_out_runs_both_modes_from_the_document_examples(page, explorer_url):
+    page.goto(explorer_url)
+    operation = page.locator(OPERATION)
+    expect(operation.locator(".opblock-summary-path")).to_have_text("/image-similarity")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+
+    embedding = execute_example(page, "One image, base64: its embedding")
+    assert len(embedding["result"]) == 512 and all(isinstance(x, float) for x in embedding["result"])
+
+    page.locator(f"{OPERATION} button.btn-clear").click()  # clear the first answer so the next one is fresh
+    pair = execute_example(page, "Two images, base64: their similarity")
+    assert 0.9 < pair["similarity"] <= 1.0, "the cat and its mirror image are near-duplicates"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    operation.locator(".live-responses-table").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "api-explorer-try-it-out.png"), full_page=False)
+
+
+def test_reference_only_under_aws_iam(page, iam_explorer_url):
+    page.goto(iam_explorer_url)
+    operation = page.locator(OPERATION)
+    operation.locator(".opblock-summary").click()
+    expect(operation.locator(".opblock-section-request-body")).to_be_visible()
+    expect(page.get_by_text("reference only")).to_be_visible()
+    assert page.locator("button.try-out__btn").count() == 0
+    assert page.get_by_role("button", name="Try it out").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "api-explorer-aws-iam.png"), full_page=False)
