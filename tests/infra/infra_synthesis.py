@@ -1,22 +1,24 @@
-"""Synthesizes the CDK app once per test session, exactly as `cdk synth` does (cdk.json context, cdk-nag on)."""
+"""Synthesizes the CDK app once per test run, exactly as `cdk synth` does (cdk.json context, cdk-nag on).
+
+Not a conftest.py: pytest imports every conftest.py as the module `conftest`, and a second one here would shadow the
+helpers that tests elsewhere import from tests/conftest.py. Test modules call `synthesize()`, which caches.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import sys
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 if str(REPOSITORY) not in sys.path:
     sys.path.insert(0, str(REPOSITORY))
-
-# jsii prints a banner about Node 20 on every start; it is noise in test output.
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-
 
 # What the CDK CLI adds to the app's context by default, so that the templates match `cdk synth` (CDKMetadata included).
 CLI_CONTEXT = {
@@ -26,7 +28,12 @@ CLI_CONTEXT = {
 }
 
 
-@dataclass
+def app_context() -> dict:
+    """The context `cdk synth` gives app.py: cdk.json's, plus the CLI's defaults."""
+    return {**json.loads((REPOSITORY / "cdk.json").read_text())["context"], **CLI_CONTEXT}
+
+
+@dataclass(frozen=True)
 class Synthesized:
     """The cloud assembly of one synthesis: root template, nested templates by their logical id in the root."""
 
@@ -35,19 +42,25 @@ class Synthesized:
     nested: dict[str, dict]
     template_paths: list[Path]
     validation_error: str | None
-    validation_report: dict = field(default_factory=dict)
+    validation_report: dict
+
+    def nested_template(self, prefix: str) -> dict:
+        """The nested template whose stack resource's logical id starts with `prefix` (e.g. "LambdaBackend")."""
+        (template,) = [t for logical_id, t in self.nested.items() if logical_id.startswith(prefix)]
+        return template
 
 
-@pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+@functools.cache
+def synthesize() -> Synthesized:
+    # jsii prints a banner about Node 20 on every start; it is noise in test output.
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     from aws_cdk import App, NestedStack
 
     from infra.app import STACK_NAME, build_app
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    context = json.loads((REPOSITORY / "cdk.json").read_text())["context"]
-    context.update(CLI_CONTEXT)
-    app = App(outdir=str(outdir), context=context)
+    outdir = Path(tempfile.mkdtemp(prefix="cdk.out-"))
+    atexit.register(shutil.rmtree, outdir, ignore_errors=True)
+    app = App(outdir=str(outdir), context=app_context())
     stack = build_app(app)
     validation_error = None
     try:
@@ -71,23 +84,3 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         validation_error=validation_error,
         validation_report=json.loads(report_path.read_text()) if report_path.exists() else {},
     )
-
-
-@pytest.fixture(scope="session")
-def root(synthesized: Synthesized) -> dict:
-    return synthesized.root
-
-
-def _nested(synthesized: Synthesized, prefix: str) -> dict:
-    (template,) = [t for logical_id, t in synthesized.nested.items() if logical_id.startswith(prefix)]
-    return template
-
-
-@pytest.fixture(scope="session")
-def lambda_template(synthesized: Synthesized) -> dict:
-    return _nested(synthesized, "LambdaBackend")
-
-
-@pytest.fixture(scope="session")
-def sagemaker_template(synthesized: Synthesized) -> dict:
-    return _nested(synthesized, "SageMakerBackend")

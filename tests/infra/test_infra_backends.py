@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk.assertions import Match, Template
-from conftest import REPOSITORY
+from infra_synthesis import REPOSITORY, Synthesized, synthesize
 
 LAMBDA_MAX_TIMEOUT_UNDER_API_GATEWAY = 29
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> Synthesized:
+    return synthesize()
+
+
+@pytest.fixture(scope="module")
+def root(synthesized: Synthesized) -> dict:
+    return synthesized.root
+
+
+@pytest.fixture(scope="module")
+def lambda_template(synthesized: Synthesized) -> dict:
+    return synthesized.nested_template("LambdaBackend")
+
+
+@pytest.fixture(scope="module")
+def sagemaker_template(synthesized: Synthesized) -> dict:
+    return synthesized.nested_template("SageMakerBackend")
 
 
 def resources_of(template: dict, kind: str) -> list[dict]:

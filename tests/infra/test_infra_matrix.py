@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 from cfn_matrix import PSEUDO_PARAMETERS, ROOT, Deployment, api_path, combinations, parameter_samples
+from infra_synthesis import Synthesized, synthesize
 
 FEATURE_ON = {"ImageSimilarity": "yes"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def synthesized() -> Synthesized:
+    return synthesize()
+
+
+@pytest.fixture(scope="module")
 def deployments(synthesized) -> list[Deployment]:
     return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]
 

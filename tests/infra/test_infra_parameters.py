@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from infra_synthesis import Synthesized, synthesize
 
 USER_PARAMETERS = {
     "ImageSimilarity": ["yes", "no"],
     "InferenceBackend": ["Lambda", "SageMaker"],
     "APIGatewayAuthorization": ["AWS_IAM", "NONE"],
 }
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> Synthesized:
+    return synthesize()
+
+
+@pytest.fixture(scope="module")
+def root(synthesized: Synthesized) -> dict:
+    return synthesized.root
 
 
 @pytest.fixture(scope="module")

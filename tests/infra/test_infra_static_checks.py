@@ -6,10 +6,16 @@ import json
 
 import pytest
 from cfnlint.api import ManualArgs, lint_file
+from infra_synthesis import REPOSITORY, Synthesized, app_context, synthesize
 
 # Both partitions the product page targets: China regions catch hard-coded "aws" partitions and domains.
 REGIONS = ["us-east-1", "cn-north-1"]
 GENERIC_REASON_WORDS = {"", "n/a", "ok", "not needed", "false positive", "suppressed"}
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> Synthesized:
+    return synthesize()
 
 
 def test_every_template_was_written(synthesized):
@@ -71,7 +77,6 @@ def test_broad_acknowledgements_are_scoped_to_single_constructs(synthesized, rul
 
 
 def test_cdk_json_runs_app_py_with_python3():
-    from conftest import REPOSITORY
 
     config = json.loads((REPOSITORY / "cdk.json").read_text())
     assert config["app"] == "python3 app.py"
@@ -83,9 +88,7 @@ def test_app_py_synthesizes_what_the_tests_check(synthesized, tmp_path):
     import subprocess
     import sys
 
-    from conftest import CLI_CONTEXT, REPOSITORY
-
-    context = {**json.loads((REPOSITORY / "cdk.json").read_text())["context"], **CLI_CONTEXT}
+    context = app_context()
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_") and key != "DOCKER_HOST"}
     env.update(CDK_OUTDIR=str(tmp_path), CDK_CONTEXT_JSON=json.dumps(context), DOCKER_HOST="unix:///nonexistent")
     subprocess.run([sys.executable, "app.py"], cwd=REPOSITORY, env=env, check=True, capture_output=True, timeout=300)

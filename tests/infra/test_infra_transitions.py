@@ -6,14 +6,20 @@ import itertools
 
 import pytest
 from cfn_matrix import ROOT, Deployment, Transition, combinations
+from infra_synthesis import Synthesized, synthesize
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def synthesized() -> Synthesized:
+    return synthesize()
+
+
+@pytest.fixture(scope="module")
 def deployments(synthesized) -> list[Deployment]:
     return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def transitions(deployments) -> list[Transition]:
     return [Transition(a, b) for a, b in itertools.permutations(deployments, 2)]
 
