@@ -69,19 +69,19 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     parts = [
         "# Performance benchmark (`make bench-perf`)",
-        f"Run {results['date']}{' (quick mode: one repetition, not figures to quote)' if results['quick'] else ''}"
+        (f"Run {results['date']}{' (quick mode: one repetition, not figures to quote)' if results['quick'] else ''}"
         f" on {m['cpus_available']} CPUs ({m['cpu']}), Python {m['python']}, ONNX Runtime {m['onnxruntime']}, "
         f"model `{results['model']}` at {results['model_input_size']} px; medians of {results['reps']} interleaved "
-        f"repetitions, milliseconds per request (a pair is two images).",
+        f"repetitions, milliseconds per request (a pair is two images)."),
         "## Per image",
         table(["image", "mode", "threads", "decode", "preprocess", "inference", "total", "reference", "ref / ours",
                "floor", "ours / floor"],
               [[r["image"], r["mode"], r["threads"], r["decode_ms"], r["preprocess_ms"], r["inference_ms"],
                 r["total_ms"], r["reference_ms"], r["reference_over_ours"], r["floor_ms"], r["ours_over_floor"]]
                for r in results["rows"]]),
-        "Reference: full Pillow decode, `cv2.resize(pixels / 255.0, (448, 448))` in float64, the same network at "
+        ("Reference: full Pillow decode, `cv2.resize(pixels / 255.0, (448, 448))` in float64, the same network at "
         "448 x 448, batch 1 (a pair is two runs), same thread count. Floor: the JPEG decoder at its reduced scale "
-        "(PNG and BMP: full decode) plus the network alone on ready pixels.",
+        "(PNG and BMP: full decode) plus the network alone on ready pixels."),
         table(["reference stage (1920 px JPEG, 1 thread)", "ms"],
               [[k, row(results, "1920 px JPEG")[f"reference_{k}_ms"]] for k in ("decode", "preprocess", "inference")]),
         "## Cold start and memory (fresh processes)",
@@ -105,11 +105,11 @@ def markdown(results: dict) -> str:
         table(["memory MB", "vCPUs", "ms per image (modelled)", "$ per million", "product page $ per million"],
               [[r["memory_mb"], r["vcpus"], r["ms_per_image"], r["usd_per_million"], r["reference_usd_per_million"]]
                for r in results["lambda"]]),
-        f"Measured here per request: {results['request_ms']['1']:.1f} ms on 1 thread, "
+        (f"Measured here per request: {results['request_ms']['1']:.1f} ms on 1 thread, "
         f"{results['request_ms']['2']:.1f} ms on 2. Below 1,769 MB the 1-core time is stretched by the CPU share; "
         "above it, interpolated toward the 2-core time. Compute only (the $0.20 per million request fee is extra). "
         f"Cheapest under {LATENCY_BUDGET_MS:.0f} ms: {recommended_memory(results['lambda'])['memory_mb']} MB; "
-        f"product page: ${REFERENCE_PER_MILLION:.1f}.",
+        f"product page: ${REFERENCE_PER_MILLION:.1f}."),
         "## Container image",
         f"Service run-time packages {results['footprint']['packages_total_mb']:.0f} MB + service and model "
         f"{results['footprint']['service_and_model_mb']:.0f} MB = {results['footprint']['added_layers_mb']:.0f} MB "
