@@ -51,7 +51,6 @@ class RestApi(Construct):
                 type=response_type,
                 response_headers={"Access-Control-Allow-Origin": "'*'"},
             )
-        self.methods: list[apigw.CfnMethod] = []
         # What each method was built from, for the stage's redeployment fingerprint.
         self.method_definitions: list[dict] = []
         self.cloudwatch_account = self._cloudwatch_account()
@@ -66,6 +65,11 @@ class RestApi(Construct):
     @property
     def rest_api_id(self) -> str:
         return self.api.rest_api_id
+
+    @property
+    def methods(self) -> list[apigw.CfnMethod]:
+        """Every method of the API, the CORS preflights included."""
+        return [construct for construct in self.api.node.find_all() if isinstance(construct, apigw.CfnMethod)]
 
     def add_method(
         self,
@@ -83,12 +87,12 @@ class RestApi(Construct):
         answers browsers' CORS preflight.
         """
         resource = self.api.root.resource_for_path(path)
+        definition = {"path": path, "httpMethod": http_method, "integration": integration, "auth": authorization_type}
         if cors:
-            resource.add_cors_preflight(
-                allow_origins=apigw.Cors.ALL_ORIGINS,
-                allow_methods=[http_method, "OPTIONS"],
-                allow_headers=[*apigw.Cors.DEFAULT_HEADERS],
-            )
+            cors_options = {"allow_origins": apigw.Cors.ALL_ORIGINS, "allow_methods": [http_method, "OPTIONS"]}
+            resource.add_cors_preflight(**cors_options, allow_headers=[*apigw.Cors.DEFAULT_HEADERS])
+            definition["cors"] = cors_options
+        self.method_definitions.append(definition)
         method = apigw.CfnMethod(
             resource,
             http_method,
@@ -102,10 +106,6 @@ class RestApi(Construct):
                 for status in _METHOD_RESPONSE_STATUSES
             ],
             operation_name=description,
-        )
-        self.methods.append(method)
-        self.method_definitions.append(
-            {"path": path, "httpMethod": http_method, "integration": integration, "authorization": authorization_type}
         )
         return Route(resource, method)
 
