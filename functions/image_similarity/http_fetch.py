@@ -2,18 +2,20 @@
 
 Every hop (the URL and each redirect) is resolved once; every address it resolves to must be public, and the
 connection goes to that checked address (TLS still verifies the host name), so a second DNS answer cannot rebind
-the request to an internal host.
+the request to an internal host. One deadline covers the whole fetch, headers and redirects included.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from .errors import bad_request, unusable_image
 from .settings import FetchSettings
@@ -21,6 +23,9 @@ from .settings import FetchSettings
 Resolver = Callable[..., list]
 REDIRECTS = (301, 302, 303, 307, 308)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Python counts these as global, but they only make sense inside a network: IPv4-compatible (deprecated, ::a.b.c.d)
+# and local-use NAT64 (RFC 8215), whose v4 part may be any private address.
+NON_PUBLIC_V6 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 USER_AGENT = "image-similarity/1"
 
 
@@ -32,6 +37,8 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public(embedded)
+        if any(address in network for network in NON_PUBLIC_V6):
+            return False
     return address.is_global and not address.is_multicast
 
 
@@ -57,20 +64,68 @@ def resolve_checked(host: str, port: int, settings: FetchSettings, resolver: Res
 def fetch_http(url: str, settings: FetchSettings, resolver: Resolver = socket.getaddrinfo) -> bytes:
     deadline = time.monotonic() + settings.total_timeout
     for _ in range(settings.max_redirects + 1):
-        response = _request(url, settings, resolver)
-        try:
-            if response.status in REDIRECTS and response.headers.get("Location"):
-                url = urljoin(url, response.headers["Location"])
-                continue
-            if response.status != 200:
-                raise unusable_image(f"the image URL answered HTTP {response.status}; it must answer 200")
-            return _read_capped(response, settings, deadline)
-        finally:
-            response.release_conn()
+        pool, response = _request(url, settings, resolver, deadline)
+        with pool:
+            try:
+                if response.status in REDIRECTS and response.headers.get("Location"):
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                if response.status != 200:
+                    raise unusable_image(f"the image URL answered HTTP {response.status}; it must answer 200")
+                return _read_capped(response, settings, deadline)
+            finally:
+                response.release_conn()
     raise unusable_image(f"the image URL redirected more than {settings.max_redirects} times")
 
 
-def _request(url: str, settings: FetchSettings, resolver: Resolver) -> urllib3.BaseHTTPResponse:
+class _DeadlineMixin:
+    """Shuts the socket down when the fetch's deadline passes. Read timeouts apply to one read each, so without
+    this a server sending one byte a second (in the headers too) could hold the request for ever."""
+
+    def __init__(self, *args, deadline: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+        self.watchdog: threading.Timer | None = None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self.watchdog = threading.Timer(max(0.0, self.deadline - time.monotonic()), _shut, (sock,))
+        self.watchdog.daemon = True
+        self.watchdog.start()
+        return sock
+
+    def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        super().close()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
+class _HTTPConnection(_DeadlineMixin, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_DeadlineMixin, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+def _request(
+    url: str, settings: FetchSettings, resolver: Resolver, deadline: float
+) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise bad_request(f"URL scheme {parts.scheme!r} is not supported: use http://, https:// or s3://")
@@ -84,19 +139,19 @@ def _request(url: str, settings: FetchSettings, resolver: Resolver) -> urllib3.B
         raise bad_request("the URL has no host name")
     address = resolve_checked(host, port, settings, resolver)
     timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
-    pool_args = {"port": port, "timeout": timeout, "retries": False, "maxsize": 1}
+    pool_args = {"port": port, "timeout": timeout, "retries": False, "maxsize": 1, "deadline": deadline}
     if parts.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            address, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", **pool_args
-        )
+        pool = _HTTPSPool(address, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", **pool_args)
     else:
-        pool = urllib3.HTTPConnectionPool(address, **pool_args)
+        pool = _HTTPPool(address, **pool_args)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     # Credentials were refused above, so netloc is exactly "host[:port]" as the URL spelled it.
     headers = {"Host": parts.netloc, "User-Agent": USER_AGENT, "Accept": "image/*"}
     try:
-        return pool.urlopen("GET", path, headers=headers, redirect=False, preload_content=False, retries=False)
+        return pool, pool.urlopen("GET", path, headers=headers, redirect=False, preload_content=False, retries=False)
     except urllib3.exceptions.HTTPError as exc:
+        pool.close()
+        _check_deadline(deadline, settings)
         raise unusable_image(f"could not fetch the image URL: {_describe(exc)}") from exc
 
 
@@ -107,17 +162,23 @@ def _read_capped(response: urllib3.BaseHTTPResponse, settings: FetchSettings, de
     chunks, total = [], 0
     try:
         while True:
-            if time.monotonic() > deadline:
-                raise unusable_image(f"the image URL took longer than {settings.total_timeout:g} s to download")
+            _check_deadline(deadline, settings)
             chunk = response.read1(64 * 1024)
             if not chunk:
+                _check_deadline(deadline, settings)  # the watchdog's shutdown looks like the end of the body
                 return b"".join(chunks)
             total += len(chunk)
             if total > settings.max_bytes:
                 raise unusable_image(f"the image at the URL is larger than the {settings.max_bytes} byte limit")
             chunks.append(chunk)
     except urllib3.exceptions.HTTPError as exc:
+        _check_deadline(deadline, settings)
         raise unusable_image(f"could not download the image URL: {_describe(exc)}") from exc
+
+
+def _check_deadline(deadline: float, settings: FetchSettings) -> None:
+    if time.monotonic() >= deadline:
+        raise unusable_image(f"the image URL took longer than {settings.total_timeout:g} s to download")
 
 
 def _describe(exc: Exception) -> str:
