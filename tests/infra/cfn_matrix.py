@@ -205,6 +205,11 @@ class Deployment:
             for logical_id, resource in evaluator.resources.items()
         }
 
+    @cached_property
+    def identities(self) -> dict[tuple[str, str], set[tuple]]:
+        """What each resource must not share with a resource of another state (see `identities`)."""
+        return {key: identities(self, key) for key in self.resources}
+
     def resource_types(self) -> list[str]:
         return sorted(f"{stack}/{kind}" for (stack, _), (kind, _) in self.resources.items())
 
@@ -266,6 +271,13 @@ def parameter_samples(template: dict) -> dict[str, list[str]]:
         else:
             samples[name] = [spec["Default"], SAMPLE_ALTERNATIVES[name]]
     return samples
+
+
+def feature_parameters(template: dict) -> list[str]:
+    """The yes/no parameters of the console group "Features": with all of them "no", nothing is installed."""
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    (features,) = [g["Parameters"] for g in groups if g["Label"]["default"] == "Features"]
+    return features
 
 
 def combinations(template: dict) -> list[dict[str, str]]:
@@ -367,8 +379,8 @@ class Transition:
 
     def collisions(self) -> set[tuple]:
         """Identities held by a resource being created while a resource being removed still holds them."""
-        new = set().union(*(identities(self.after, k) for k in self.created | self.replaced))
-        old = set().union(*(identities(self.before, k) for k in self.deleted | self.replaced))
+        new = set().union(*(self.after.identities[k] for k in self.created | self.replaced))
+        old = set().union(*(self.before.identities[k] for k in self.deleted | self.replaced))
         return new & old
 
     def updated(self, key: tuple[str, str]) -> bool:

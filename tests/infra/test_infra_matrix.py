@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from cfn_matrix import PSEUDO_PARAMETERS, ROOT, Deployment, api_path, combinations, parameter_samples
+from cfn_matrix import (
+    PSEUDO_PARAMETERS,
+    ROOT,
+    Deployment,
+    api_path,
+    combinations,
+    feature_parameters,
+    parameter_samples,
+)
 from infra_synthesis import Synthesized, synthesize
 
 FEATURE_ON = {"ImageSimilarity": "yes"}
@@ -19,17 +27,25 @@ def deployments(synthesized) -> list[Deployment]:
     return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]
 
 
+BACKENDS = {"LambdaBackend", "SageMakerBackend"}
+
+
 def nested_stack_names(deployment: Deployment) -> set[str]:
     return {logical_id.split("NestedStack")[0] for logical_id in deployment.nested}
 
 
-def methods(deployment: Deployment) -> list[tuple[str, str]]:
+def methods(deployment: Deployment, path_prefix: str) -> list[tuple[str, str]]:
     root_resources = {lid: value for (stack, lid), value in deployment.resources.items() if stack == ROOT}
-    return sorted(
+    found = (
         (api_path(root_resources, props["ResourceId"]), props["HttpMethod"])
         for kind, props in root_resources.values()
         if kind == "AWS::ApiGateway::Method"
     )
+    return sorted(m for m in found if m[0].startswith(path_prefix))
+
+
+def uninstalled(synthesized: Synthesized, deployment: Deployment) -> bool:
+    return all(deployment.parameters[name] == "no" for name in feature_parameters(synthesized.root))
 
 
 def test_matrix_covers_every_user_parameter(synthesized, deployments):
@@ -47,15 +63,17 @@ def test_no_combination_refers_to_anything_missing(deployments):
 def test_exactly_one_post_method_when_the_feature_is_on(deployments):
     for deployment in deployments:
         expected = [("/image-similarity", "OPTIONS"), ("/image-similarity", "POST")]
-        assert methods(deployment) == (expected if deployment.parameters["ImageSimilarity"] == "yes" else [])
+        on = deployment.parameters["ImageSimilarity"] == "yes"
+        assert methods(deployment, "/image-similarity") == (expected if on else [])
 
 
 def test_the_chosen_backend_and_only_it_is_deployed(deployments):
     for deployment in deployments:
+        backends = nested_stack_names(deployment) & BACKENDS
         if deployment.parameters["ImageSimilarity"] == "no":
-            assert nested_stack_names(deployment) == set()
+            assert backends == set()
         else:
-            assert nested_stack_names(deployment) == {f"{deployment.parameters['InferenceBackend']}Backend"}
+            assert backends == {f"{deployment.parameters['InferenceBackend']}Backend"}
 
 
 def test_post_integration_follows_the_backend_and_authorization(deployments):
@@ -72,9 +90,9 @@ def test_post_integration_follows_the_backend_and_authorization(deployments):
         assert post["Integration"]["Type"] == expected
 
 
-def test_uninstalled_stack_keeps_only_the_anchor_and_cdk_metadata(deployments):
+def test_uninstalled_stack_keeps_only_the_anchor_and_cdk_metadata(synthesized, deployments):
     for deployment in deployments:
-        if deployment.parameters["ImageSimilarity"] == "no":
+        if uninstalled(synthesized, deployment):
             assert deployment.resource_types() == [
                 "root/AWS::CDK::Metadata",
                 "root/AWS::CloudFormation::WaitConditionHandle",
@@ -85,14 +103,16 @@ def test_uninstalled_stack_keeps_only_the_anchor_and_cdk_metadata(deployments):
 def test_uninstalled_stack_is_not_empty_where_cdk_metadata_is_unavailable(synthesized):
     # CloudFormation rejects a stack with no resources; CDKMetadata only exists in the regions CDK lists.
     pseudo = {**PSEUDO_PARAMETERS, "AWS::Region": "xx-future-1"}
-    deployment = Deployment.evaluate(synthesized.root, synthesized.nested, {"ImageSimilarity": "no"}, pseudo)
+    features_off = dict.fromkeys(feature_parameters(synthesized.root), "no")
+    deployment = Deployment.evaluate(synthesized.root, synthesized.nested, features_off, pseudo)
     assert deployment.resource_types() == ["root/AWS::CloudFormation::WaitConditionHandle"]
 
 
-def test_outputs_exist_exactly_with_the_feature(deployments):
+def test_outputs_exist_exactly_with_their_features(synthesized, deployments):
     for deployment in deployments:
-        on = deployment.parameters["ImageSimilarity"] == "yes"
-        assert set(deployment.root.outputs) == ({"ImageSimilarity", "ApiStageUrl"} if on else set())
+        outputs = set(deployment.root.outputs)
+        assert ("ImageSimilarity" in outputs) == (deployment.parameters["ImageSimilarity"] == "yes")
+        assert ("ApiStageUrl" in outputs) == (not uninstalled(synthesized, deployment))
 
 
 def test_output_urls_resolve_for_the_stage_and_partition(synthesized):
