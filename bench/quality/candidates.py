@@ -23,10 +23,16 @@ PLAIN = EmbeddingSpec(version="plain lite0 head avg 224", stages=(HEAD,))
 # The reference product: whole image resized to 448 x 448, pixels / 255, on our network.
 REFERENCE = replace(SPEC, version="reference 448 /255", size=448, pixel_mean=0.0, pixel_scale=255.0)
 
+
 CANDIDATES: tuple[EmbeddingSpec, ...] = (
-    EmbeddingSpec(version="lite0 s67 avg 224"),
+    EmbeddingSpec(version="lite0 s67 avg 224 (v1)"),
     EmbeddingSpec(version="lite0 s67 gem 224", pooling="gem"),
     EmbeddingSpec(version="lite0 head gem 224 (1280 d)", stages=(HEAD,), pooling="gem"),
+    EmbeddingSpec(version="lite0 head512 gem 224", stages=(HEAD,), pooling="gem", head_channels=512),
+    EmbeddingSpec(version="lite0 head512 avg 224", stages=(HEAD,), head_channels=512),
+    EmbeddingSpec(version="lite0 head512 gem 256", stages=(HEAD,), pooling="gem", head_channels=512, size=256),
+    EmbeddingSpec(version="lite1 head512 gem 240", weights_package=LITE1, stages=(HEAD,), pooling="gem",
+                  head_channels=512, size=240),
     EmbeddingSpec(version="lite0 s67 avg 256", size=256),
     EmbeddingSpec(version="lite0 s67 avg 288", size=288),
     EmbeddingSpec(version="lite1 s67 avg 224", weights_package=LITE1),
