@@ -4,17 +4,22 @@ pixel is decoded, decode no more than the model needs, orient, flatten to RGB on
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from .errors import unusable_image
-from .settings import MAX_IMAGE_SIDE
+from .settings import MAX_IMAGE_SIDE, MAX_JPEG_SCANS
 
 # Magic numbers of the formats the API accepts; Pillow is told to try only the one the content names.
 SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP"}
 WHITE = (255, 255, 255)
+# In JPEG entropy-coded data a 0xFF byte is followed by 0x00 (stuffing), a restart marker or more 0xFF fill bytes;
+# anything else starts the next marker.
+NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+SOS, EOI = 0xDA, 0xD9
 
 
 def sniff_format(data: bytes) -> str:
@@ -27,6 +32,10 @@ def sniff_format(data: bytes) -> str:
 def open_checked(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
     """Open lazily (header only) and refuse images over the size limit before decoding any pixel."""
     fmt = sniff_format(data)
+    if fmt == "JPEG" and count_jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+        raise unusable_image(
+            f"the JPEG has more than {MAX_JPEG_SCANS} progressive scans (encoders write about 10): re-save it"
+        )
     try:
         image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:  # Pillow's own guard fires first for absurd sizes
@@ -41,6 +50,32 @@ def open_checked(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
     if min(width, height) < 1:
         raise unusable_image("image has no pixels")
     return image
+
+
+def count_jpeg_scans(data: bytes, stop_after: int) -> int:
+    """Start-of-scan markers, found by walking the segments (an SOS inside EXIF or ICC data is not counted);
+    stops counting past `stop_after`. A broken structure ends the walk: the decoder reports it."""
+    scans, i = 0, 2
+    while i + 4 <= len(data) and scans <= stop_after:
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == EOI:
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # standalone markers carry no length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == SOS:
+            scans += 1
+            found = NEXT_MARKER.search(data, i)
+            if found is None:
+                break
+            i = found.start()
+    return scans
 
 
 def to_model_input(data: bytes, size: int, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray:

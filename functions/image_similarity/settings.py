@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 # AWS Lambda's synchronous invocation payload limit; local servers enforce the same so behaviour matches.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 MAX_IMAGE_SIDE = 4096
+# Each progressive JPEG scan is a pass over every block: a few hundred tiny scans make a 130 KB file take ~30 s to
+# decode. Encoders write about 10 (libjpeg) to 20 (mozjpeg).
+MAX_JPEG_SCANS = 50
 # Bytes fetched from one URL or S3 object: a 4096 x 4096 BMP is 48 MiB; compressed photos are far smaller.
 MAX_FETCH_BYTES = 50 * 1024 * 1024
 # The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` calls two images the same picture.
