@@ -170,7 +170,8 @@ def screen_recapture(image: Image.Image, rng: np.random.Generator) -> Image.Imag
         mask[:, c, c] = 1.0
     mask[2] *= 0.6
     big = big * np.tile(mask, (pixels.shape[0], pixels.shape[1], 1)) * 2.2
-    screen = _to_image(big * 255)
+    # The lens blurs before the sensor samples: moire survives, at the contrast a real phone photo shows.
+    screen = blur(_to_image(big * 255), rng.uniform(0.4, 1.0))
     bezel = int(max(screen.size) * rng.uniform(0.02, 0.06))
     room = rng.integers(20, 70)
     framed = Image.new("RGB", (screen.width + 2 * bezel, screen.height + 2 * bezel), (12, 12, 14))
