@@ -5,7 +5,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 CDK := npx --yes aws-cdk@2.1148.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test model synth lint clean bench-perf
+.PHONY: run test model synth lint clean bench-perf bench-quality
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -39,6 +39,9 @@ synth: $(VENV)/.dev-deps  ## synthesize the CloudFormation templates into cdk.ou
 
 bench-perf: $(VENV)/.dev-deps  ## speed, memory and cost beside the reference pipeline; writes bench/PERF.md
 	$(PY) bench/perf.py --markdown bench/PERF.md
+
+bench-quality: $(VENV)/.dev-deps  ## retrieval quality of the model, candidates and baselines; writes bench/RESULTS.md
+	$(PY) -m bench.quality
 
 lint: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
