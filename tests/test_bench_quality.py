@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bench.quality.dataset import generate
 from bench.quality.methods import OnnxEmbedding
 from bench.quality.metrics import mean_average_precision, summarise, threshold_at_fpr, top1

