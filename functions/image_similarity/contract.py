@@ -47,7 +47,9 @@ def request_validator() -> jsonschema.protocols.Validator:
 def parse_request(body: bytes | str) -> ImageRequest:
     try:
         payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise bad_request(f"the request body is nested too deeply to be a request; {HOW_TO}") from exc
+    except ValueError as exc:
         raise bad_request(f"the request body is not valid JSON ({_short(exc)}); {HOW_TO}") from exc
     validator = request_validator()
     if not validator.is_valid(payload):
