@@ -299,19 +299,20 @@ REPLACED_ON_CHANGE = {
     "AWS::SageMaker::EndpointConfig": _ALL,
     "AWS::SageMaker::Endpoint": {"EndpointName"},
 }
-# Properties that fix a resource's physical name in its account and region.
-NAME_PROPERTIES = (
-    "FunctionName",
-    "RoleName",
-    "LogGroupName",
-    "EndpointName",
-    "EndpointConfigName",
-    "ModelName",
-    "BucketName",
-    "TableName",
-    "TopicName",
-    "QueueName",
-)
+# The property that fixes a resource's physical name in its account and region, by resource type.
+NAME_PROPERTY = {
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::SageMaker::Model": "ModelName",
+    "AWS::SageMaker::EndpointConfig": "EndpointConfigName",
+    "AWS::SageMaker::Endpoint": "EndpointName",
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::SQS::Queue": "QueueName",
+}
 
 
 def _canonical(value) -> str:
@@ -328,12 +329,18 @@ def api_path(properties_by_id: Mapping[str, tuple[str, object]], resource_id) ->
     return _canonical(resource_id)  # imported from elsewhere (e.g. a nested stack parameter): opaque but stable
 
 
+def _physical(stack: str, value) -> str:
+    """A name as CloudFormation would set it: a literal is global; anything symbolic is only known in its stack."""
+    return value if isinstance(value, str) else f"{stack}:{_canonical(value)}"
+
+
 def identities(deployment: Deployment, key: tuple[str, str]) -> set[tuple]:
     """What two resources must not share when one is created while the other still exists."""
     stack, _ = key
     kind, props = deployment.resources[key]
     in_stack = {lid: value for (s, lid), value in deployment.resources.items() if s == stack}
-    found = {("name", kind, _canonical(props[name])) for name in NAME_PROPERTIES if name in props}
+    name_property = NAME_PROPERTY.get(kind)
+    found = {("name", kind, _physical(stack, props[name_property]))} if name_property in props else set()
     if kind == "AWS::ApiGateway::Method":
         path = api_path(in_stack, props["ResourceId"])
         found.add(("api-method", _canonical(props["RestApiId"]), path, props["HttpMethod"]))
@@ -341,8 +348,8 @@ def identities(deployment: Deployment, key: tuple[str, str]) -> set[tuple]:
         found.add(("api-path", _canonical(props["RestApiId"]), api_path(in_stack, {"Ref": key[1]})))
     elif kind == "AWS::ApiGateway::Stage":
         found.add(("api-stage", _canonical(props["RestApiId"]), _canonical(props["StageName"])))
-    if kind == "AWS::Lambda::Function" and "FunctionName" in props:
-        found.add(("name", "AWS::Logs::LogGroup", _canonical(f"/aws/lambda/{props['FunctionName']}")))
+    if kind == "AWS::Lambda::Function" and isinstance(props.get("FunctionName"), str):
+        found.add(("name", "AWS::Logs::LogGroup", f"/aws/lambda/{props['FunctionName']}"))
     return found
 
 

@@ -125,3 +125,29 @@ def test_collision_check_catches_two_methods_on_one_path():
     after = Deployment.evaluate(template, {}, {"Backend": "SageMaker"})
     (collision,) = Transition(before, after).collisions()
     assert collision[0] == "api-method" and collision[2:] == ("/image-similarity", "POST")
+
+
+def test_collision_check_catches_a_fixed_name_and_ignores_references():
+    def function(condition: str) -> dict:
+        return {"Type": "AWS::Lambda::Function", "Condition": condition, "Properties": {"FunctionName": "fixed"}}
+
+    def permission(condition: str, target: str) -> dict:
+        properties = {"FunctionName": {"Fn::GetAtt": [target, "Arn"]}, "Principal": "apigateway.amazonaws.com"}
+        return {"Type": "AWS::Lambda::Permission", "Condition": condition, "Properties": properties}
+
+    template = {
+        "Parameters": {"Backend": {"Type": "String", "Default": "a"}},
+        "Conditions": {"A": {"Fn::Equals": [{"Ref": "Backend"}, "a"]}, "B": {"Fn::Not": [{"Condition": "A"}]}},
+        "Resources": {
+            "FunctionA": function("A"),
+            "FunctionB": function("B"),
+            "PermissionA": permission("A", "FunctionA"),
+            "PermissionB": permission("B", "FunctionB"),
+        },
+    }
+    before = Deployment.evaluate(template, {}, {"Backend": "a"})
+    after = Deployment.evaluate(template, {}, {"Backend": "b"})
+    assert Transition(before, after).collisions() == {
+        ("name", "AWS::Lambda::Function", "fixed"),
+        ("name", "AWS::Logs::LogGroup", "/aws/lambda/fixed"),
+    }
