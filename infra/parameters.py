@@ -54,6 +54,15 @@ class Parameters(Construct):
             default="yes",
             allowed_values=["yes", "no"],
         )
+        self.api_explorer = self._parameter(
+            stack,
+            "APIExplorer",
+            "API Explorer",
+            "Deploy the API Explorer: a Swagger UI page (GET /api-explorer/) to read the API and, when "
+            "APIGatewayAuthorization is NONE, try it online. The page itself needs no IAM signature.",
+            default="yes",
+            allowed_values=["yes", "no"],
+        )
         self.inference_backend = self._parameter(
             stack,
             "InferenceBackend",
@@ -110,7 +119,7 @@ class Parameters(Construct):
             constraint_description="comma-separated S3 bucket names without spaces, or empty",
         )
         self.groups = [
-            ParameterGroup("Features", (self.image_similarity,)),
+            ParameterGroup("Features", (self.image_similarity, self.api_explorer)),
             ParameterGroup(
                 "Inference", (self.inference_backend, self.lambda_memory_size, self.sagemaker_instance_type)
             ),
@@ -168,9 +177,11 @@ class Conditions(Construct):
             "HasAllowedS3Buckets",
             Fn.condition_not(Fn.condition_equals(parameters.allowed_s3_buckets.value_as_string, "")),
         )
-        # The REST API exists while any feature needs it. Today that is Image Similarity alone; the API Explorer
-        # (issue 5) will turn this into an Fn::Or over both features.
-        self.api = self.image_similarity
+        self.api_explorer = condition(
+            "APIExplorerEnabled", Fn.condition_equals(parameters.api_explorer.value_as_string, "yes")
+        )
+        # The REST API exists while any feature needs it.
+        self.api = condition("ApiEnabled", Fn.condition_or(self.image_similarity, self.api_explorer))
 
 
 def apply_condition(scope: Construct, condition: CfnCondition) -> None:

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from infra.api import RestApi
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
+from infra.explorer import ApiExplorer, ApiExplorerProps
 from infra.lambda_backend import LambdaBackend, LambdaBackendProps
 from infra.parameters import Conditions, Parameters, apply_condition
 from infra.sagemaker_backend import SageMakerBackend, SageMakerBackendProps
@@ -17,6 +18,7 @@ from infra.service import ServiceProps, s3_object_arns
 from infra.stage import ApiStage
 
 IMAGE_SIMILARITY_PATH = "image-similarity"
+API_EXPLORER_PATH = "api-explorer"
 
 
 class ImageSimilarityStack(Stack):
@@ -32,6 +34,7 @@ class ImageSimilarityStack(Stack):
 
         self.api = RestApi(self, "RestApi")
         self._add_image_similarity(service_directory)
+        self._add_api_explorer(service_directory)
         self.stage = ApiStage(
             self,
             "Stage",
@@ -51,9 +54,16 @@ class ImageSimilarityStack(Stack):
             self.stage.url_for_path(f"/{IMAGE_SIMILARITY_PATH}"),
             self.conditions.image_similarity,
         )
+        self._output(
+            "APIExplorer",
+            "API Explorer: open in a browser to read the API (and try it when APIGatewayAuthorization is NONE)",
+            self.stage.url_for_path(f"/{API_EXPLORER_PATH}/"),
+            self.conditions.api_explorer,
+        )
         apply_condition(self.api, self.conditions.api)
         apply_condition(self.stage, self.conditions.api)
         apply_condition(self.image_similarity_route.resource, self.conditions.image_similarity)
+        apply_condition(self.api_explorer_route.resource, self.conditions.api_explorer)
         self._condition_custom_resource_provider()
         self.template_options.metadata = {"AWS::CloudFormation::Interface": self.parameters.interface_metadata()}
 
@@ -105,6 +115,35 @@ class ImageSimilarityStack(Stack):
             "AwsSolutions-APIG4",
             "AwsSolutions-COG4",
         )
+
+    def _add_api_explorer(self, service_directory: Path) -> None:
+        """The explorer's nested stack and its two GET methods, which never require IAM: a browser must open them."""
+        explorer = ApiExplorer(
+            self,
+            "ApiExplorer",  # "APIExplorer" is the parameter's id
+            props=ApiExplorerProps(
+                service_directory=service_directory,
+                authorization=self.parameters.authorization.value_as_string,
+                image_similarity=self.parameters.image_similarity.value_as_string,
+                invoke_source_arn=self.api.execute_arn("GET", f"/{API_EXPLORER_PATH}*"),
+            ),
+        )
+        explorer.nested_stack_resource.cfn_options.condition = self.conditions.api_explorer
+        routes = []
+        for path in (API_EXPLORER_PATH, f"{API_EXPLORER_PATH}/{{proxy+}}"):
+            route = self.api.add_method(
+                path, "GET", integration=explorer.integration, authorization_type="NONE", description="APIExplorer",
+                cors=False,  # the page calls the API from the API's own origin
+            )
+            acknowledge(
+                route.method,
+                "The API Explorer serves a public documentation page (no data); browsers cannot sign requests, and "
+                "the API's own method keeps the APIGatewayAuthorization choice.",
+                "AwsSolutions-APIG4",
+                "AwsSolutions-COG4",
+            )
+            routes.append(route)
+        self.api_explorer_route = routes[0]  # its resource holds the {proxy+} resource too
 
     def _output(self, logical_id: str, description: str, value: str, condition) -> None:
         output = CfnOutput(self, f"{logical_id}Output", description=description, value=value)

@@ -1,0 +1,131 @@
+"""API Explorer nested stack: a small zip Lambda (standard library only) that serves Swagger UI and the API document.
+
+The zip is a handful of files copied from the service package at synthesis (no Docker, no pip): the explorer module,
+its Lambda adapter, the OpenAPI document and the vendored Swagger UI assets.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsii
+from aws_cdk import (
+    AssetHashType,
+    BundlingOptions,
+    DockerImage,
+    Duration,
+    Fn,
+    ILocalBundling,
+    NestedStack,
+    RemovalPolicy,
+)
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.checks import REDUNDANT_ROLE_DEPENDENCY, ignore_cfn_lint
+
+HANDLER = "image_similarity.adapters.explorer_lambda.handler"
+# Paths under functions/ that the explorer imports or serves; nothing else of the service goes into its zip.
+CODE_FILES = (
+    "image_similarity/__init__.py",
+    "image_similarity/explorer.py",
+    "image_similarity/openapi.json",
+    "image_similarity/swagger_ui",
+    "image_similarity/adapters/__init__.py",
+    "image_similarity/adapters/explorer_lambda.py",
+)
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+@jsii.implements(ILocalBundling)
+class _CopyFiles:
+    """Local bundling that copies `CODE_FILES` from the source directory: always succeeds, so Docker is never used."""
+
+    def __init__(self, source: Path) -> None:
+        self._source = source
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_options) -> bool:
+        for relative in CODE_FILES:
+            source, target = self._source / relative, Path(output_dir) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, target)
+        return True
+
+
+def explorer_code(service_directory: Path) -> lambda_.Code:
+    return lambda_.Code.from_asset(
+        str(service_directory),
+        # The asset is what the zip holds, so changes elsewhere in functions/ (the model, other modules) leave it be.
+        asset_hash_type=AssetHashType.OUTPUT,
+        bundling=BundlingOptions(
+            image=DockerImage.from_registry("unused-local-bundling-always-succeeds"),
+            local=_CopyFiles(service_directory),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ApiExplorerProps:
+    service_directory: Path
+    """The repository's `functions/`, holding the `image_similarity` package."""
+    authorization: str
+    """APIGatewayAuthorization (a parameter value): NONE keeps "Try it out", AWS_IAM makes the page reference only."""
+    image_similarity: str
+    """ImageSimilarity (a parameter value, yes/no): whether the page lists the operation."""
+    invoke_source_arn: str
+    """execute-api ARN pattern of the explorer's methods."""
+
+
+class ApiExplorer(NestedStack):
+    """The explorer function, its role and its log group."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: ApiExplorerProps) -> None:
+        super().__init__(scope, construct_id, description="Image Similarity: API Explorer (Swagger UI)")
+        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="API Explorer function: write its logs",
+        )
+        log_group.grant_write(role)
+        self.function = lambda_.Function(
+            self,
+            "ExplorerFunction",  # unlike the Lambda backend's "Function", so logical ids never coincide across stacks
+            description="API Explorer: Swagger UI and the OpenAPI document (GET /api-explorer)",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=HANDLER,
+            code=explorer_code(props.service_directory),
+            memory_size=256,
+            timeout=Duration.seconds(10),
+            role=role,
+            log_group=log_group,
+            environment={
+                "EXPLORER_AUTHORIZATION": props.authorization,
+                "EXPLORER_IMAGE_SIMILARITY": props.image_similarity,
+            },
+        )
+        ignore_cfn_lint(self.function.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")
+        self.function.add_permission(
+            "ApiGatewayInvoke",
+            principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            source_arn=props.invoke_source_arn,
+        )
+
+    @property
+    def integration(self) -> apigw.CfnMethod.IntegrationProperty:
+        """The GET methods' integration."""
+        uri = Fn.sub(
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
+            {"Arn": self.function.function_arn},
+        )
+        return apigw.CfnMethod.IntegrationProperty(type="AWS_PROXY", integration_http_method="POST", uri=uri)
