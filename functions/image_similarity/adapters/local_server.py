@@ -1,11 +1,19 @@
 """The local HTTP server: the API on `POST /image-similarity` and the API Explorer on `/api-explorer/`, under
-waitress, a production WSGI server."""
+waitress, a production WSGI server. Errors waitress answers itself (a body over the limit, a malformed request) are
+JSON like the API's, and SIGTERM lets the requests in flight finish before the process exits."""
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
+import threading
+import time
 
-import waitress
+import waitress.server
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
 from ..explorer import Explorer, ExplorerConfig
 from ..service import ImageSimilarityService, default_service
@@ -13,7 +21,66 @@ from ..settings import MAX_BODY_BYTES
 from .wsgi import ServiceApp
 
 API_PATH = "/image-similarity"
+# How long SIGTERM waits for requests in flight; SageMaker and ECS allow 30 s before SIGKILL.
+SHUTDOWN_GRACE_SECONDS = 25.0
 log = logging.getLogger(__name__)
+
+
+class JsonErrorTask(ErrorTask):
+    """Waitress's own error answers (413 for a body over the limit, 400 for a malformed request) as API JSON."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        if error.code == 413:
+            message = f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead"
+        else:
+            message = f"{error.reason.lower()}: {error.body}"
+        body = json.dumps({"message": message}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonErrorChannel(HTTPChannel):
+    error_task_class = JsonErrorTask
+
+
+def create_server(app, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> waitress.server.BaseWSGIServer:
+    """A waitress server that reads no body over the API's limit (checked from Content-Length before reading)."""
+    server = waitress.server.create_server(
+        app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES + 1, ident="image-similarity"
+    )
+    server.channel_class = JsonErrorChannel
+    return server
+
+
+def run_until_terminated(
+    server: waitress.server.BaseWSGIServer, stop: threading.Event | None = None, grace: float = SHUTDOWN_GRACE_SECONDS
+) -> None:
+    """Serve until SIGTERM or SIGINT (or `stop` is set), then close the listening socket, finish the requests in
+    flight (up to `grace` seconds) and return."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    tick = server.adj.asyncore_loop_timeout
+    while not stop.is_set():
+        wasyncore.loop(timeout=tick, map=server._map, count=1)
+    log.info("shutting down: no new connections, finishing %d open one(s)", len(server.active_channels))
+    wasyncore.dispatcher.close(server)  # the listening socket only; the trigger still wakes the loop for replies
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        busy = [ch for ch in list(server.active_channels.values()) if ch.requests or ch.total_outbufs_len]
+        for channel in list(server.active_channels.values()):
+            if channel not in busy and channel.request is None:  # idle keep-alive: nothing is lost by closing it
+                channel.handle_close()
+        if not busy:
+            break
+        wasyncore.loop(timeout=0.1, map=server._map, count=1)
+    server.task_dispatcher.shutdown(timeout=1)
+    wasyncore.close_all(server._map)
 
 
 def local_app(service: ImageSimilarityService, explorer: ExplorerConfig) -> ServiceApp:
@@ -30,12 +97,6 @@ def serve(host: str = "127.0.0.1", port: int = 8080, threads: int = 4, predict_p
         log.info("API Explorer on http://%s:%d/api-explorer/ (%s)", host, port, app.explorer.config.authorization)
     else:
         app = ServiceApp(service, predict_path)
-    log.info("serving %s on http://%s:%d (model %s)", predict_path, host, port, service.model_version)
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        max_request_body_size=MAX_BODY_BYTES + 1,
-        ident="image-similarity",
-    )
+    server = create_server(app, host, port, threads)
+    log.info("serving %s on http://%s:%d (model %s)", predict_path, host, server.effective_port, service.model_version)
+    run_until_terminated(server)
