@@ -68,7 +68,7 @@ def fetch_http(url: str, settings: FetchSettings, resolver: Resolver = socket.ge
         with pool:
             try:
                 if response.status in REDIRECTS and response.headers.get("Location"):
-                    url = urljoin(url, response.headers["Location"])
+                    url = _redirect_target(url, response.headers["Location"])
                     continue
                 if response.status != 200:
                     raise unusable_image(f"the image URL answered HTTP {response.status}; it must answer 200")
@@ -76,6 +76,13 @@ def fetch_http(url: str, settings: FetchSettings, resolver: Resolver = socket.ge
             finally:
                 response.release_conn()
     raise unusable_image(f"the image URL redirected more than {settings.max_redirects} times")
+
+
+def _redirect_target(url: str, location: str) -> str:
+    try:
+        return urljoin(url, location)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise unusable_image(f"the image URL redirected to an invalid URL: {exc}") from exc
 
 
 class _DeadlineMixin:
@@ -126,7 +133,10 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 def _request(
     url: str, settings: FetchSettings, resolver: Resolver, deadline: float
 ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise bad_request(f"invalid URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise bad_request(f"URL scheme {parts.scheme!r} is not supported: use http://, https:// or s3://")
     if parts.username is not None or parts.password is not None:

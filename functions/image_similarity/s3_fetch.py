@@ -26,7 +26,10 @@ def default_client():
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise bad_request(f"invalid S3 URL: {exc}; expected s3://bucket/key") from exc
     bucket, key = parts.netloc, unquote(parts.path.lstrip("/"))
     if not BUCKET_NAME.match(bucket):
         raise bad_request(f"invalid S3 bucket name {bucket!r} in the URL: expected s3://bucket/key")

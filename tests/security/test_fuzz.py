@@ -76,8 +76,10 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
+# Random text, and text drawn from the characters URL parsers disagree about.
+url_tails = st.text(max_size=40) | st.text(alphabet="[]:@%#?/\\.0123456789abcdefx:-_ \x00", max_size=30)
 url_like = st.sampled_from(["http://", "https://", "s3://", "HTTP://", "ftp://", "", "//"]).flatmap(
-    lambda scheme: st.text(max_size=40).map(lambda rest: scheme + rest)
+    lambda scheme: url_tails.map(lambda rest: scheme + rest)
 )
 field_values = json_values | url_like | st.binary(max_size=64).map(b64)
 
@@ -92,6 +94,17 @@ def test_fuzz_random_json_values_as_the_body(offline, value):
 @given(fields=st.dictionaries(st.sampled_from([*FIELDS, "URL", "image", ""]), field_values, max_size=4))
 def test_fuzz_request_shapes_with_random_field_values(offline, fields):
     check(offline, json.dumps(fields))
+
+
+@FUZZ
+@given(url=url_like)
+def test_fuzz_random_urls(offline, url):
+    check(offline, json.dumps({"url": url}))
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://[::1/x.jpg", "s3://[bucket/key", "http://[fe80::1%zz]/"])
+def test_fuzz_unparseable_urls_are_a_4xx(offline, url):
+    assert check(offline, json.dumps({"url": url}))[0] in (400, 422)
 
 
 @FUZZ

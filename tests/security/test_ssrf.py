@@ -236,6 +236,7 @@ def redirector() -> Iterator[Redirector]:
         ("file:///etc/passwd", 400),
         ("gopher://127.0.0.1:6379/_", 400),
         ("http://a@10.0.0.1/", 400),
+        ("http://[::1", 422),  # an unparseable Location is the server's fault
     ],
 )
 def test_ssrf_redirect_from_a_public_looking_url_to_a_forbidden_target_is_refused(redirector, target, status):
