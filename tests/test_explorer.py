@@ -155,3 +155,14 @@ def test_explorer_document_is_the_contract_plus_the_deployment_facts():
     with open(ASSETS_DIR.parent / "openapi.json") as f:
         source = json.load(f)
     assert doc["paths"] == source["paths"] and doc["components"] == source["components"]
+
+
+def test_serve_takes_the_explorer_authorization_from_the_flag_or_the_environment(monkeypatch):
+    from image_similarity.adapters.cli import build_parser
+
+    monkeypatch.setenv("EXPLORER_AUTHORIZATION", "AWS_IAM")
+    assert build_parser().parse_args(["serve"]).explorer_authorization == "AWS_IAM"
+    flag = ["serve", "--explorer-authorization", "NONE"]
+    assert build_parser().parse_args(flag).explorer_authorization == "NONE"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--explorer-authorization", "COGNITO"])

@@ -4,7 +4,6 @@ read the operation, run "Try it out" with the document's examples, and see no "T
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -61,11 +60,11 @@ def explorer_url(service) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def iam_explorer_url() -> Iterator[str]:
-    """`EXPLORER_AUTHORIZATION=AWS_IAM image-similarity serve`, started the way a user starts it."""
+    """`image-similarity serve --explorer-authorization AWS_IAM`, started the way a user starts it."""
     port = free_port()
-    env = {**os.environ, "EXPLORER_AUTHORIZATION": "AWS_IAM"}
-    command = [str(Path(sys.executable).parent / "image-similarity"), "serve", "--port", str(port)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [str(Path(sys.executable).parent / "image-similarity"), "serve", "--port", str(port),
+               "--explorer-authorization", "AWS_IAM"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

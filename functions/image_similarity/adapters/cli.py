@@ -30,6 +30,7 @@ from ..client import ImageSimilarityClient, ImageSimilarityError
 from ..duplicate_report import write_report
 from ..duplicates import find_groups
 from ..errors import RequestError
+from ..explorer import AUTHORIZATIONS, ExplorerConfig
 from ..image_files import find_images
 from ..service import default_service, similarity
 from ..settings import DUPLICATE_THRESHOLD, Settings
@@ -133,7 +134,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .local_server import serve
 
-    serve(host=args.host, port=args.port, threads=args.threads)
+    serve(host=args.host, port=args.port, threads=args.threads,
+          explorer=ExplorerConfig(authorization=args.explorer_authorization))
     return 0
 
 
@@ -182,10 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("image_b", metavar="B")
     add_backend_options(compare)
     compare.set_defaults(run=cmd_compare)
-    serve = sub.add_parser("serve", help="serve the HTTP API (POST /image-similarity, GET /ping)")
+    serve = sub.add_parser("serve", help="serve the HTTP API (POST /image-similarity, GET /ping, /api-explorer/)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     serve.add_argument("--threads", type=int, default=4, help="concurrent requests (default 4)")
+    serve.add_argument("--explorer-authorization", choices=AUTHORIZATIONS,
+                       default=os.environ.get("EXPLORER_AUTHORIZATION", "NONE"),
+                       help="NONE: the API Explorer can try the API; AWS_IAM: reference only, as on an IAM-protected "
+                            "deployment (default: $EXPLORER_AUTHORIZATION, else NONE)")
     serve.set_defaults(run=cmd_serve)
     return parser
 

@@ -16,7 +16,8 @@ from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
 from ..explorer import Explorer, ExplorerConfig
-from ..service import ImageSimilarityService, default_service
+from ..request_log import log_request, request_id
+from ..service import ImageSimilarityService, Response, default_service
 from ..settings import MAX_BODY_BYTES
 from .wsgi import ServiceApp
 
@@ -35,6 +36,8 @@ class JsonErrorTask(ErrorTask):
             message = f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead"
         else:
             message = f"{error.reason.lower()}: {error.body}"
+        log_request(Response(error.code, {"message": message}), request_id=request_id(None),
+                    method=self.request.command or "", path=self.request.path or "", duration_ms=0.0)
         body = json.dumps({"message": message}).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
@@ -89,11 +92,18 @@ def local_app(service: ImageSimilarityService, explorer: ExplorerConfig) -> Serv
     return ServiceApp(service, API_PATH, Explorer(explorer))
 
 
-def serve(host: str = "127.0.0.1", port: int = 8080, threads: int = 4, predict_path: str = API_PATH) -> None:
-    """On `predict_path` other than the API's (the SageMaker server's /invocations), no explorer is served."""
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threads: int = 4,
+    predict_path: str = API_PATH,
+    explorer: ExplorerConfig | None = None,
+) -> None:
+    """`explorer` defaults to the environment's (EXPLORER_AUTHORIZATION). On `predict_path` other than the API's (the
+    SageMaker server's /invocations), no explorer is served."""
     service = default_service()  # load the model before listening, so /ping is only up once it can answer
     if predict_path == API_PATH:
-        app = local_app(service, ExplorerConfig.from_env())
+        app = local_app(service, explorer or ExplorerConfig.from_env())
         log.info("API Explorer on http://%s:%d/api-explorer/ (%s)", host, port, app.explorer.config.authorization)
     else:
         app = ServiceApp(service, predict_path)
