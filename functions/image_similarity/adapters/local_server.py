@@ -16,8 +16,7 @@ from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
 from ..explorer import Explorer, ExplorerConfig
-from ..request_log import log_request, request_id
-from ..service import ImageSimilarityService, Response, default_service
+from ..service import ImageSimilarityService, default_service
 from ..settings import MAX_BODY_BYTES
 from .wsgi import ServiceApp
 
@@ -36,8 +35,6 @@ class JsonErrorTask(ErrorTask):
             message = f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead"
         else:
             message = f"{error.reason.lower()}: {error.body}"
-        log_request(Response(error.code, {"message": message}), request_id=request_id(None),
-                    method=self.request.command or "", path=self.request.path or "", duration_ms=0.0)
         body = json.dumps({"message": message}).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
