@@ -39,6 +39,7 @@ synth: $(VENV)/.dev-deps  ## synthesize the CloudFormation templates into cdk.ou
 
 bench-perf: $(VENV)/.dev-deps  ## speed, memory and cost beside the reference pipeline; writes bench/PERF.md
 	$(PY) bench/perf.py --markdown bench/PERF.md
+	$(PY) -m bench.speed.variants >> bench/PERF.md
 
 bench-quality: $(VENV)/.dev-deps  ## retrieval quality of the model, candidates and baselines; writes bench/RESULTS.md
 	$(PY) -m bench.quality

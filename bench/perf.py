@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -114,7 +115,7 @@ def machine() -> dict[str, object]:
 
 
 def run(quick: bool) -> dict:
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()[0]
     images = per_image(quick)
     bodies = images.pop("bodies")
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +133,7 @@ def run(quick: bool) -> dict:
         "machine": machine(), "model": ModelInfo.load().version, **images,
         "cold_start": {**memory, "cold_start_1_thread_s": cold_1_thread},
         "server": load, "lambda": cost.table(ms_1, ms_2), "footprint": footprint.measure(),
-        "duration_s": time.time() - started,
+        "duration_s": time.time() - started, "load_average": [load_before, os.getloadavg()[0]],
     }
 
 

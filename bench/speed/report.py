@@ -72,7 +72,9 @@ def markdown(results: dict) -> str:
         (f"Run {results['date']}{' (quick mode: one repetition, not figures to quote)' if results['quick'] else ''}"
         f" on {m['cpus_available']} CPUs ({m['cpu']}), Python {m['python']}, ONNX Runtime {m['onnxruntime']}, "
         f"model `{results['model']}` at {results['model_input_size']} px; medians of {results['reps']} interleaved "
-        f"repetitions, milliseconds per request (a pair is two images)."),
+        f"repetitions, milliseconds per request (a pair is two images). The machine is shared: 1-minute load "
+        f"average {results['load_average'][0]:.1f} at the start, {results['load_average'][1]:.1f} at the end, so "
+        "read the ratios (measured side by side) before the absolute times."),
         "## Per image",
         table(["image", "mode", "threads", "decode", "preprocess", "inference", "total", "reference", "ref / ours",
                "floor", "ours / floor"],
