@@ -395,3 +395,24 @@ class Transition:
         if key not in self.before.resources:
             return True
         return _canonical(self.before.resources[key][1]) != _canonical(self.after.resources[key][1])
+
+
+# -- the report ----------------------------------------------------------------------------------------------------
+def resource_table(template: dict, deployments: list[Deployment]) -> str:
+    """A Markdown table: for each combination of the choice parameters, the resources that exist (type x count).
+
+    Free-form parameters (names, sizes) never change which resources exist; the matrix tests check that too."""
+    choices = [name for name, values in parameter_samples(template).items() if name not in SAMPLE_ALTERNATIVES]
+    choices = [name for name in choices if len(template["Parameters"][name].get("AllowedValues", [])) <= 3]
+    rows: dict[tuple, set[str]] = {}
+    for deployment in deployments:
+        counts: dict[str, int] = {}
+        for (stack, _), (kind, _) in deployment.resources.items():
+            label = f"{stack.split('NestedStack')[0]}: {kind}"
+            counts[label] = counts.get(label, 0) + 1
+        cell = "<br>".join(f"{n} x {label}" if n > 1 else label for label, n in sorted(counts.items()))
+        rows.setdefault(tuple(deployment.parameters[c] for c in choices), set()).add(cell)
+    lines = [f"| {' | '.join(choices)} | resources |", f"|{'---|' * (len(choices) + 1)}"]
+    for key, cells in rows.items():
+        lines += [f"| {' | '.join(key)} | {cell} |" for cell in sorted(cells)]
+    return "\n".join(lines) + "\n"

@@ -163,3 +163,16 @@ def test_evaluator_decides_conditions_and_finds_dangling_references(parameters, 
     problems = deployment.dangling_references()
     assert len(problems) == len(dangling)
     assert all(any(d in p for p in problems) for d in dangling)
+
+
+def test_resource_table_is_written_for_the_release_note(synthesized, deployments):
+    """tests/artifacts/infra-resources.md: what each combination deploys; one row per combination of choices."""
+    from cfn_matrix import resource_table
+    from infra_synthesis import REPOSITORY
+
+    table = resource_table(synthesized.root, deployments)
+    rows = table.splitlines()[2:]
+    assert len(rows) == len({row.rsplit("|", 2)[0] for row in rows}), "free-form parameters changed the resources"
+    artifacts = REPOSITORY / "tests" / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "infra-resources.md").write_text(table)

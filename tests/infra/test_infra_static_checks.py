@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from cfnlint.api import ManualArgs, lint_file
@@ -77,7 +79,6 @@ def test_broad_acknowledgements_are_scoped_to_single_constructs(synthesized, rul
 
 
 def test_cdk_json_runs_app_py_with_python3():
-
     config = json.loads((REPOSITORY / "cdk.json").read_text())
     assert config["app"] == "python3 app.py"
 
@@ -93,4 +94,9 @@ def test_app_py_synthesizes_what_the_tests_check(synthesized, tmp_path):
     env.update(CDK_OUTDIR=str(tmp_path), CDK_CONTEXT_JSON=json.dumps(context), DOCKER_HOST="unix:///nonexistent")
     subprocess.run([sys.executable, "app.py"], cwd=REPOSITORY, env=env, check=True, capture_output=True, timeout=300)
     for path in synthesized.template_paths:
-        assert json.loads((tmp_path / path.name).read_text()) == json.loads(path.read_text()), path.name
+        assert _without_asset_hashes(tmp_path / path.name) == _without_asset_hashes(path), path.name
+
+
+def _without_asset_hashes(template: Path) -> str:
+    # Asset hashes follow the files under functions/, which may change between two synths of a working tree.
+    return re.sub(r"[0-9a-f]{64}", "<asset hash>", template.read_text())
