@@ -53,14 +53,15 @@ def make_folder(folder: Path, count: int, seed: int = 0) -> list[tuple[str, str]
     """`count` JPEGs of PHOTO_SIZE; one in ten is a re-saved, downscaled copy of an earlier one: (copy, original)."""
     rng = np.random.default_rng(seed)
     photos = [load_photo(name) for name in SOURCES]
-    originals: list[tuple[str, Image.Image]] = []
+    originals: list[Path] = []  # paths, not pixels: this process's memory must not bloat the search's figures
     planted = []
     for i in range(count):
         if originals and i % 10 == 9:
-            name, source = originals[rng.integers(len(originals))]
+            original = originals[rng.integers(len(originals))]
             path = folder / f"img{i:05d}-copy.jpg"
-            source.resize((PHOTO_SIZE[0] // 2, PHOTO_SIZE[1] // 2)).save(path, quality=70)
-            planted.append((str(path), name))
+            with Image.open(original) as source:
+                source.resize((PHOTO_SIZE[0] // 2, PHOTO_SIZE[1] // 2)).save(path, quality=70)
+            planted.append((str(path), str(original)))
             continue
         base = photos[rng.integers(len(photos))]
         w, h = base.size
@@ -76,7 +77,7 @@ def make_folder(folder: Path, count: int, seed: int = 0) -> list[tuple[str, str]
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         path = folder / f"img{i:05d}.jpg"
         image.save(path, quality=90)
-        originals.append((str(path), image))
+        originals.append(path)
     return planted
 
 
@@ -115,7 +116,7 @@ def folder_figures(count: int) -> dict[str, float]:
 
 
 SEARCH = """
-import json, resource, sys, time, tracemalloc
+import json, sys, time, tracemalloc
 import numpy as np
 from image_similarity.duplicates import find_groups
 n, dim, chunk = int(sys.argv[1]), 512, 10_000
@@ -126,17 +127,20 @@ for start in range(0, n, chunk):  # float32 chunk by chunk: the baseline is the 
 planted = n // 100  # 1 % of the images get a near copy
 vectors[n - planted:] = vectors[:planted] + 0.25 * rng.standard_normal((planted, dim), dtype=np.float32)
 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def high_water_mb():  # VmHWM restarts at exec; ru_maxrss would carry over the parent's peak
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+before = high_water_mb()
 tracemalloc.start()
 start = time.perf_counter()
 groups = find_groups(vectors, 0.9)
 seconds = time.perf_counter() - start
 _, traced_peak = tracemalloc.get_traced_memory()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_mb()
 exact = sum(g.members == [i, n - planted + i] for i, g in enumerate(groups))
 print(json.dumps({"vectors": n, "vectors_mb": round(vectors.nbytes / 1e6), "search_s": round(seconds, 1),
-                  "search_peak_alloc_mb": round(traced_peak / 1e6), "rss_before_mb": round(before / 1024),
-                  "rss_peak_mb": round(peak / 1024), "groups": len(groups), "planted_found": exact,
+                  "search_peak_alloc_mb": round(traced_peak / 1e6), "rss_before_mb": before, "rss_peak_mb": peak,
+                  "groups": len(groups), "planted_found": exact,
                   "planted": planted}))
 """
 
@@ -153,7 +157,7 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    figures = {"folder": folder_figures(args.images), "search": search_figures(args.vectors)}
+    figures = {"folder": folder_figures(args.images) if args.images else None, "search": search_figures(args.vectors)}
     figures["cpus"] = len(os.sched_getaffinity(0))
     print(json.dumps(figures, indent=1))
     if args.json:

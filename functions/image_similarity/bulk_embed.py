@@ -23,6 +23,7 @@ from .vector_cache import VectorCache, content_key
 
 DEFAULT_BATCH_SIZE = 32
 API_EMBEDDING_DIM = 512  # the API contract: `result` is 512 floats
+REMOTE_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,10 @@ class ImageReader:
 
 
 def default_workers(remote: bool) -> int:
-    # Local: one decoding thread per core. Remote: requests wait on the network, so keep more in flight.
-    return 8 if remote else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Local: one decoding thread per core. Remote: requests mostly wait on the network, so keep more in flight."""
+    if remote:
+        return REMOTE_IN_FLIGHT
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def iter_embeddings(
