@@ -1,4 +1,5 @@
-"""The root stack: parameters, conditions, the REST API and one conditional nested stack per backend."""
+"""The root stack: parameters, conditions, the REST API, and conditional nested stacks for the backends and the
+API Explorer."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class ImageSimilarityStack(Stack):
         self.parameters = Parameters(self, "Parameters")
         self.conditions = Conditions(self, "Conditions", parameters=self.parameters)
         # CloudFormation refuses a stack whose every resource is switched off by a condition; this free, inert
-        # resource keeps `ImageSimilarity=no` (uninstalled) a valid state.
+        # resource keeps the uninstalled state (every feature set to no) a valid one.
         CfnResource(self, "Anchor", type="AWS::CloudFormation::WaitConditionHandle")
 
         self.api = RestApi(self, "RestApi")
