@@ -133,7 +133,11 @@ class ImageSimilarityStack(Stack):
         routes = []
         for path in (API_EXPLORER_PATH, f"{API_EXPLORER_PATH}/{{proxy+}}"):
             route = self.api.add_method(
-                path, "GET", integration=explorer.integration, authorization_type="NONE", description="APIExplorer",
+                path,
+                "GET",
+                integration=explorer.integration,
+                authorization_type="NONE",
+                description="APIExplorer",
                 cors=False,  # the page calls the API from the API's own origin
             )
             acknowledge(
