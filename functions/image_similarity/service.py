@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -14,15 +15,18 @@ from .embedder import Embedder, ModelInfo
 from .errors import RequestError
 from .images import to_model_input
 from .settings import MAX_BODY_BYTES, Settings
-from .sources import ImageSource
+from .sources import ImageSource, describe_input
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Response:
+    """`facts` are for the request log only (stage timings, input kinds): never the body's content."""
+
     status: int
     body: dict[str, Any]
+    facts: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -43,26 +47,33 @@ class ImageSimilarityService:
         return self.embedder.info.version
 
     def handle(self, body: bytes | str | None) -> Response:
+        facts: dict[str, Any] = {}
         try:
-            return Response(200, self._answer(body))
+            return Response(200, self._answer(body, facts), facts)
         except RequestError as exc:
-            return Response(exc.status, {"message": exc.message})
+            return Response(exc.status, {"message": exc.message}, facts)
         except Exception:  # a fault of ours (model, runtime): log it, tell the client nothing internal
             log.exception("request failed")
-            return Response(500, {"message": "internal error: the service could not process the request"})
+            return Response(500, {"message": "internal error: the service could not process the request"}, facts)
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
         """Raw image bytes -> one embedding row per image, all in one batch."""
         batch = np.stack([to_model_input(data, self.embedder.input_size) for data in images])
         return self.embedder.embed(batch)
 
-    def _answer(self, body: bytes | str | None) -> dict[str, Any]:
+    def _answer(self, body: bytes | str | None, facts: dict[str, Any]) -> dict[str, Any]:
+        facts["body_bytes"] = 0 if body is None else len(body)
         if body is None or len(body) == 0:
             raise RequestError(400, 'the request body is empty: send JSON such as {"url": "https://..."}')
         if len(body) > MAX_BODY_BYTES:
             raise RequestError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead")
         request = parse_request(body)
-        vectors = self.embed_images([self.source.read(name, value) for name, value in request.images])
+        facts["inputs"] = [describe_input(name, value) for name, value in request.images]
+        start = time.perf_counter()
+        images = [self.source.read(name, value) for name, value in request.images]
+        facts["read_ms"] = round((time.perf_counter() - start) * 1000, 1)
+        vectors = self.embed_images(images)
+        facts["embed_ms"] = round((time.perf_counter() - start) * 1000 - facts["read_ms"], 1)
         if request.is_pair:
             return {"similarity": similarity(vectors[0], vectors[1])}
         return {"result": vectors[0].tolist()}

@@ -7,6 +7,8 @@ import binascii
 import re
 import socket
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import bad_request
 from .http_fetch import Resolver, fetch_http
@@ -30,6 +32,19 @@ def decode_base64(text: str, field_name: str = "img") -> bytes:
     if not data:
         raise bad_request(f"`{field_name}` decodes to no bytes")
     return data
+
+
+def describe_input(field_name: str, value: str) -> dict[str, Any]:
+    """What the request log may say about one input: its field, size, and for a URL its scheme and host only
+    (paths and query strings can carry credentials, as pre-signed S3 URLs do)."""
+    if field_name.startswith("img"):
+        return {"field": field_name, "base64_chars": len(value)}
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    return {"field": field_name, "scheme": parts.scheme if parts else "", "host": host[:253]}
 
 
 @dataclass

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from typing import Any
 
+from ..request_log import log_request, request_id
 from ..service import Response, default_service
 
 CORS_HEADERS = {
@@ -17,14 +19,28 @@ CORS_HEADERS = {
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    start = time.perf_counter()
     service = default_service()
+    response = _answer(event, service)
+    log_request(
+        response,
+        request_id=request_id((event.get("requestContext") or {}).get("requestId") or getattr(context, "aws_request_id", None)),
+        lambda_request_id=getattr(context, "aws_request_id", None),
+        method=str(event.get("httpMethod", "")),
+        path=str(event.get("path", "")),
+        duration_ms=(time.perf_counter() - start) * 1000,
+    )
+    return _proxy(response, service)
+
+
+def _answer(event: dict[str, Any], service) -> Response:
     body = event.get("body")
     if body is not None and event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            return _proxy(Response(400, {"message": "the base64-encoded request body could not be decoded"}), service)
-    return _proxy(service.handle(body), service)
+            return Response(400, {"message": "the base64-encoded request body could not be decoded"})
+    return service.handle(body)
 
 
 def _proxy(response: Response, service) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
 from ..explorer import Explorer, ExplorerConfig
-from ..service import ImageSimilarityService, default_service
+from ..request_log import log_request, request_id
+from ..service import ImageSimilarityService, Response, default_service
 from ..settings import MAX_BODY_BYTES
 from .wsgi import ServiceApp
 
@@ -35,6 +36,9 @@ class JsonErrorTask(ErrorTask):
             message = f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead"
         else:
             message = f"{error.reason.lower()}: {error.body}"
+        log_request(Response(error.code, {"message": message}), request_id=request_id(None),
+                    method=getattr(self.request, "command", None) or "",  # unset when the request line was bad
+                    path=getattr(self.request, "path", None) or "", duration_ms=0.0)
         body = json.dumps({"message": message}).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.util import application_uri
 
 from ..explorer import Explorer, Page
+from ..request_log import log_request, request_id
 from ..service import ImageSimilarityService, Response
 from ..settings import MAX_BODY_BYTES
 
@@ -40,6 +42,13 @@ class ServiceApp:
         return self._send(response, start_response)
 
     def _predict(self, environ: dict[str, Any]) -> Response:
+        start = time.perf_counter()
+        response = self._answer(environ)
+        log_request(response, request_id=request_id(environ.get("HTTP_X_REQUEST_ID")), method="POST",
+                    path=environ.get("PATH_INFO", ""), duration_ms=(time.perf_counter() - start) * 1000)
+        return response
+
+    def _answer(self, environ: dict[str, Any]) -> Response:
         length = environ.get("CONTENT_LENGTH") or "0"
         if not length.isdigit():
             return _error(400, "invalid Content-Length header")

@@ -1,0 +1,47 @@
+"""One structured JSON log line per API request, the same fields in AWS Lambda and locally, written by Powertools for
+AWS Lambda's Logger: request_id, method, path, status, duration_ms, the service's stage timings and input kinds.
+
+Never logged: image bytes, base64 text, URL paths or query strings (pre-signed S3 URLs carry credentials in them).
+Error messages are logged with any URL cut to its scheme and host.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from .service import Response
+
+logger = Logger(service="image-similarity")
+# Anything from a scheme to the end of its host name; the path and query after it are dropped.
+URL_TAIL = re.compile(r"\b([a-z][a-z0-9+.-]*://[^/\s?#'\"]*)[^\s'\"]*", re.IGNORECASE)
+CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id(given: str | None) -> str:
+    """The caller's id (X-Request-Id) when it is a plain token, otherwise a new one: log lines must not carry
+    whatever a header happens to contain."""
+    return given if given and CLIENT_REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+def scrub(text: str) -> str:
+    return URL_TAIL.sub(r"\1/…", text)
+
+
+def log_request(response: Response, *, request_id: str, method: str, path: str, duration_ms: float,
+                **extra: Any) -> None:
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+        "status": response.status,
+        "duration_ms": round(duration_ms, 1),
+        **response.facts,
+        **extra,
+    }
+    if response.status >= 400:
+        fields["error"] = scrub(str(response.body.get("message", "")))[:300]
+    (logger.error if response.status >= 500 else logger.info)("request", extra=fields)
