@@ -5,7 +5,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 CDK := npx --yes aws-cdk@2.1148.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test model synth lint clean bench-perf bench-quality
+.PHONY: run test model synth lint clean bench-perf bench-quality load
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -36,6 +36,9 @@ model: $(VENV)/.dev-deps  ## rebuild functions/image_similarity/model/ from the 
 
 synth: $(VENV)/.dev-deps  ## synthesize the CloudFormation templates into cdk.out/ (no AWS account needed)
 	$(CDK) synth --quiet
+
+load: $(VENV)/.dev-deps  ## load and soak the local server on 127.0.0.1 (LOAD_SECONDS, default 180); writes bench/LOAD.md
+	$(PY) bench/load.py --duration $${LOAD_SECONDS:-180} --markdown bench/LOAD.md
 
 bench-perf: $(VENV)/.dev-deps  ## speed, memory and cost beside the reference pipeline; writes bench/PERF.md
 	$(PY) bench/perf.py --markdown bench/PERF.md
