@@ -15,7 +15,7 @@ import numpy as np
 
 from . import candidates
 from .dataset import SEED, BenchSet, generate
-from .methods import Method, PerceptualHash, TinyImage
+from .methods import Method, OnnxEmbedding, PerceptualHash, TinyImage, time_networks
 from .metrics import pair_scores, summarise, threshold_at_fpr
 from .report import render
 
@@ -75,11 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(bench.originals)} originals, {len(bench.copies)} copies ({time.perf_counter() - start:.0f} s)")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for method in methods(Path(tmp), not args.no_candidates):
+        found = methods(Path(tmp), not args.no_candidates)
+        for method in found:
             results.append(evaluate(method, bench))
             o = results[-1]["overall"]
-            print(f"{method.name:40s} mAP {o['mAP']:.3f} top-1 {o['top1']:.3f} TPR@1% {o['tpr@1%']:.3f} "
-                  f"{method.ms_per_image:.1f} ms")
+            print(f"{method.name:40s} mAP {o['mAP']:.3f} top-1 {o['top1']:.3f} TPR@1% {o['tpr@1%']:.3f}", flush=True)
+        time_networks([m for m in found if isinstance(m, OnnxEmbedding)])
+        for method, result in zip(found, results, strict=True):
+            result["ms_per_image"] = method.ms_per_image
+            print(f"{method.name:40s} {method.ms_per_image:.1f} ms")
     record = {"seed": SEED, "variants": args.variants, "originals": bench.names, "copies": len(bench.copies),
               "results": results}
     (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -17,7 +17,7 @@ import onnxruntime as ort
 from image_similarity.images import to_model_input
 from PIL import Image
 
-TIMING_RUNS = 30
+TIMING_ROUNDS = 40
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -52,19 +52,25 @@ class OnnxEmbedding(Method):
         pixels = np.stack([to_model_input(data, self.size) for data in files])
         vectors = np.concatenate([self.session.run(None, {self.input_name: pixels[i:i + 16]})[0]
                                   for i in range(0, len(pixels), 16)])
-        self.ms_per_image = self._time_one(pixels[:1])
+        self.sample = pixels[:1]
         return _unit(vectors)
 
-    def _time_one(self, one: np.ndarray) -> float:
-        """Milliseconds of the network alone on one image, the fastest of several runs: the other engineers' jobs
-        share these two cores, and the minimum is the figure least disturbed by them."""
-        self.session.run(None, {self.input_name: one})
-        times = []
-        for _ in range(TIMING_RUNS):
-            start = time.perf_counter()
-            self.session.run(None, {self.input_name: one})
-            times.append(time.perf_counter() - start)
-        return float(np.min(times) * 1000)
+    def run_once(self) -> float:
+        """Seconds of the network alone on one image (decoding is the same for every network)."""
+        start = time.perf_counter()
+        self.session.run(None, {self.input_name: self.sample})
+        return time.perf_counter() - start
+
+
+def time_networks(models: list[OnnxEmbedding], rounds: int = TIMING_ROUNDS) -> None:
+    """Set each model's ms/image: the fastest of many runs, interleaved round by round across the models, so that
+    other jobs on the shared cores slow every model alike and the fastest run is the least disturbed one."""
+    best = dict.fromkeys(range(len(models)), float("inf"))
+    for _ in range(rounds):
+        for i, model in enumerate(models):
+            best[i] = min(best[i], *(model.run_once() for _ in range(3)))
+    for i, model in enumerate(models):
+        model.ms_per_image = best[i] * 1000
 
 
 @dataclass
