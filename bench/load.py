@@ -212,6 +212,8 @@ def run(duration: float, clients: int, server_threads: int, max_requests: int) -
         "unexpected": {f"{k} -> {s}": n for (k, s), n in tally.unexpected.items()},
         "dropped": sum(tally.dropped.values()),
         "rss_start_mb": rss[0][1], "rss_end_mb": rss[-1][1], "rss_max_mb": max(r for _, r in rss),
+        # Growth that levels off (allocator arenas filling up) is stable; a leak keeps climbing to the end.
+        "rss_by_quarter_mb": [next(r for t, r in rss if t >= q * elapsed / 4) for q in range(1, 4)] + [rss[-1][1]],
         "exit_code": exit_code,
         "by_kind": {
             kind: {"n": len(values), "p50_ms": 1000 * float(np.percentile(values, 50)),
@@ -244,7 +246,10 @@ def markdown(r: dict) -> str:
             f"| {r['rss_max_mb']:.0f} MB | {r['exit_code']} |"
         ),
         "",
-        f"Statuses: {', '.join(f'{s}: {n}' for s, n in r['statuses'].items())}.",
+        (
+            f"Statuses: {', '.join(f'{s}: {n}' for s, n in r['statuses'].items())}. Server RSS at the end of each "
+            f"quarter of the run: {', '.join(f'{m:.0f}' for m in r['rss_by_quarter_mb'])} MB."
+        ),
         "",
         "| request kind | n | p50 | p99 |",
         "|---|---|---|---|",
