@@ -63,8 +63,12 @@ class ImageSimilarityStack(Stack):
         )
         apply_condition(self.api, self.conditions.api)
         apply_condition(self.stage, self.conditions.api)
-        apply_condition(self.image_similarity_route.resource, self.conditions.image_similarity)
-        apply_condition(self.api_explorer_route.resource, self.conditions.api_explorer)
+        for route, condition in (
+            (self.image_similarity_route, self.conditions.image_similarity),
+            (self.api_explorer_route, self.conditions.api_explorer),
+        ):
+            apply_condition(route.resource, condition)
+            self.stage.redeploy_after_removal(route, condition)
         self._condition_custom_resource_provider()
         self.template_options.metadata = {"AWS::CloudFormation::Interface": self.parameters.interface_metadata()}
 

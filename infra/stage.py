@@ -31,8 +31,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.api import RestApi
+from infra.api import RestApi, Route
 from infra.checks import acknowledge
+from infra.parameters import apply_condition
 
 # Stage-wide defaults; a user can raise them in the console or with a usage plan.
 THROTTLING_RATE_LIMIT = 50  # requests per second
@@ -111,6 +112,38 @@ class ApiStage(Construct):
             "AwsSolutions-APIG3",
         )
 
+    def redeploy_after_removal(self, route: Route, condition: CfnCondition) -> None:
+        """Keep the stage from serving `route` once `condition` turns false and the route is deleted.
+
+        CloudFormation deletes the resources of a switched-off feature in the update's clean-up, after the stage was
+        redeployed, so that deployment still holds the route, pointing at a backend that is being deleted. This
+        resource exists with the route and is deleted right after it (the route's path DependsOn it): its delete
+        makes one more deployment of the stage, without the route.
+        """
+        removal = cr.AwsCustomResource(
+            self,
+            f"RedeployAfterRemoving{route.method.node.id}{route.resource.path.replace('/', '-')}",
+            resource_type="Custom::ApiGatewayRouteRemoval",
+            on_delete=cr.AwsSdkCall(
+                service="APIGateway",
+                action="createDeployment",
+                parameters={
+                    "restApiId": self._api.rest_api_id,
+                    "stageName": self.stage_name,
+                    "description": f"{route.resource.path} removed",
+                },
+                # The API or its last method may be going too (uninstall): nothing left to deploy then.
+                ignore_error_codes_matching="NotFoundException|BadRequestException",
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["apigateway:POST"], resources=[_deployments_arn(self._api)])]
+            ),
+            install_latest_aws_sdk=False,
+            timeout=Duration.minutes(2),
+        )
+        apply_condition(removal, condition)
+        route.resource.node.default_child.node.add_dependency(removal)
+
     def url_for_path(self, path: str = "/") -> str:
         """Invoke URL of `path` on this stage; the domain suffix comes from AWS::URLSuffix (amazonaws.com.cn in China)."""
         return Fn.join(
@@ -125,7 +158,7 @@ class ApiStage(Construct):
         )
 
     def _deployment(self, api: RestApi, parameter_values: Mapping[str, str]) -> cr.AwsCustomResource:
-        deployments_arn = f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/restapis/{api.rest_api_id}/deployments"
+        deployments_arn = _deployments_arn(api)
         create = cr.AwsSdkCall(
             service="APIGateway",
             action="createDeployment",
@@ -177,6 +210,10 @@ class ApiStage(Construct):
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/<RestApi135E9C73>/deployments/*]",
         )
         return deployment
+
+
+def _deployments_arn(api: RestApi) -> str:
+    return f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/restapis/{api.rest_api_id}/deployments"
 
 
 def _method_references(api: RestApi, own_condition: CfnCondition | None) -> list:

@@ -206,6 +206,15 @@ class Deployment:
         }
 
     @cached_property
+    def canonical(self) -> dict[tuple[str, str], str]:
+        """Each resource's resolved properties as one comparable string."""
+        return {key: _canonical(properties) for key, (_, properties) in self.resources.items()}
+
+    @cached_property
+    def replacement_keys(self) -> dict[tuple[str, str], str]:
+        return {key: replacement_key(kind, properties) for key, (kind, properties) in self.resources.items()}
+
+    @cached_property
     def identities(self) -> dict[tuple[str, str], set[tuple]]:
         """What each resource must not share with a resource of another state (see `identities`)."""
         return {key: identities(self, key) for key in self.resources}
@@ -353,11 +362,12 @@ def identities(deployment: Deployment, key: tuple[str, str]) -> set[tuple]:
     return found
 
 
-def is_replaced(kind: str, before: dict, after: dict) -> bool:
+def replacement_key(kind: str, properties: dict) -> str:
+    """The properties whose change replaces a resource of this kind, as one comparable string."""
     watched = REPLACED_ON_CHANGE.get(kind, set())
     if watched == _ALL:
-        return _canonical(before) != _canonical(after)
-    return any(_canonical(before.get(p)) != _canonical(after.get(p)) for p in watched)
+        return _canonical(properties)
+    return _canonical({p: properties.get(p) for p in sorted(watched)})
 
 
 @dataclass
@@ -378,11 +388,7 @@ class Transition:
     @cached_property
     def replaced(self) -> set[tuple[str, str]]:
         common = set(self.before.resources) & set(self.after.resources)
-        return {
-            key
-            for key in common
-            if is_replaced(self.after.resources[key][0], self.before.resources[key][1], self.after.resources[key][1])
-        }
+        return {key for key in common if self.before.replacement_keys[key] != self.after.replacement_keys[key]}
 
     def collisions(self) -> set[tuple]:
         """Identities held by a resource being created while a resource being removed still holds them."""
@@ -394,7 +400,7 @@ class Transition:
         """Whether CloudFormation would create or update this resource of the target state."""
         if key not in self.before.resources:
             return True
-        return _canonical(self.before.resources[key][1]) != _canonical(self.after.resources[key][1])
+        return self.before.canonical[key] != self.after.canonical[key]
 
 
 # -- the report ----------------------------------------------------------------------------------------------------

@@ -84,3 +84,12 @@ def synthesize() -> Synthesized:
         validation_error=validation_error,
         validation_report=json.loads(report_path.read_text()) if report_path.exists() else {},
     )
+
+
+@functools.cache
+def deployments() -> list:
+    """Every combination of the parameter matrix, evaluated once per test run (see cfn_matrix)."""
+    from cfn_matrix import Deployment, combinations
+
+    synthesized = synthesize()
+    return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]

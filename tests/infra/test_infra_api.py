@@ -163,3 +163,23 @@ def test_template_assertions_agree(root):
         "AWS::ApiGateway::Method", {"HttpMethod": "POST", "AuthorizationType": {"Ref": "APIGatewayAuthorization"}}
     )
     Template.from_json(root).has_resource("AWS::ApiGateway::Stage", {"DependsOn": Match.any_value()})
+
+
+def test_each_route_is_followed_by_a_redeployment_when_it_is_removed(root):
+    """Removed routes go in the update's clean-up, after the stage's redeployment; one more deployment follows."""
+    paths = {
+        k: v
+        for k, v in resources_of(root, "AWS::ApiGateway::Resource").items()
+        if "Fn::GetAtt" in json.dumps(v["Properties"]["ParentId"])
+    }
+    assert paths
+    for path in paths.values():
+        (removal_id,) = [
+            d for d in path["DependsOn"] if root["Resources"][d]["Type"] == "Custom::ApiGatewayRouteRemoval"
+        ]
+        removal = root["Resources"][removal_id]
+        assert removal["Condition"] == path["Condition"]
+        assert set(removal["Properties"]) == {"ServiceToken", "Delete", "InstallLatestAwsSdk"}  # nothing on create
+        call = json.dumps(removal["Properties"]["Delete"])
+        assert "createDeployment" in call and json.dumps({"Ref": "APIGatewayStageName"}) in call
+        assert "NotFoundException|BadRequestException" in call

@@ -8,11 +8,11 @@ from cfn_matrix import (
     ROOT,
     Deployment,
     api_path,
-    combinations,
     feature_parameters,
     parameter_samples,
 )
 from infra_synthesis import Synthesized, synthesize
+from infra_synthesis import deployments as all_deployments
 
 FEATURE_ON = {"ImageSimilarity": "yes"}
 
@@ -23,8 +23,8 @@ def synthesized() -> Synthesized:
 
 
 @pytest.fixture(scope="module")
-def deployments(synthesized) -> list[Deployment]:
-    return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]
+def deployments() -> list[Deployment]:
+    return all_deployments()
 
 
 BACKENDS = {"LambdaBackend", "SageMakerBackend"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from cfn_matrix import ROOT, Deployment, Transition, combinations, feature_parameters
+from cfn_matrix import ROOT, Deployment, Transition, feature_parameters
 from infra_synthesis import Synthesized, synthesize
+from infra_synthesis import deployments as all_deployments
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +16,8 @@ def synthesized() -> Synthesized:
 
 
 @pytest.fixture(scope="module")
-def deployments(synthesized) -> list[Deployment]:
-    return [Deployment.evaluate(synthesized.root, synthesized.nested, c) for c in combinations(synthesized.root)]
+def deployments() -> list[Deployment]:
+    return all_deployments()
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +152,23 @@ def test_collision_check_catches_a_fixed_name_and_ignores_references():
         ("name", "AWS::Lambda::Function", "fixed"),
         ("name", "AWS::Logs::LogGroup", "/aws/lambda/fixed"),
     }
+
+
+def test_a_removed_route_is_redeployed_away_while_the_stage_stays(transitions):
+    """When a feature goes but the stage stays, its route-removal resource is deleted with it (after it)."""
+    checked = 0
+    for transition in transitions:
+        stage = _key_of(transition.after, "AWS::ApiGateway::Stage")
+        removed_paths = [
+            key
+            for key in transition.deleted
+            if transition.before.resources[key][0] == "AWS::ApiGateway::Resource" and key[0] == ROOT
+        ]
+        if stage is None or not removed_paths:
+            continue
+        removals = {
+            key for key in transition.deleted if transition.before.resources[key][0] == "Custom::ApiGatewayRouteRemoval"
+        }
+        assert removals, (transition.before.parameters, transition.after.parameters)
+        checked += 1
+    assert checked
