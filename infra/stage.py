@@ -77,7 +77,20 @@ class ApiStage(Construct):
         parameter_values: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
-        deployment = self._deployment(api, parameter_values)
+        method_settings = apigw.CfnStage.MethodSettingProperty(
+            resource_path="/*",
+            http_method="*",
+            throttling_rate_limit=THROTTLING_RATE_LIMIT,
+            throttling_burst_limit=THROTTLING_BURST_LIMIT,
+            # ERROR execution logs, never data traces: those would log request bodies (images).
+            logging_level="ERROR",
+            data_trace_enabled=False,
+            metrics_enabled=True,
+        )
+        # The stage's own settings are in the fingerprint too: a new version of them must come with a deployment
+        # made by this stack, never fall back to one made by hand or by a route removal.
+        fingerprint = _fingerprint(api, {"settings": method_settings, "accessLogFormat": access_log_format()})
+        deployment = self._deployment(api, parameter_values, fingerprint)
         access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
         self.stage = apigw.CfnStage(
             self,
@@ -88,18 +101,7 @@ class ApiStage(Construct):
             access_log_setting=apigw.CfnStage.AccessLogSettingProperty(
                 destination_arn=access_logs.log_group_arn, format=access_log_format()
             ),
-            method_settings=[
-                apigw.CfnStage.MethodSettingProperty(
-                    resource_path="/*",
-                    http_method="*",
-                    throttling_rate_limit=THROTTLING_RATE_LIMIT,
-                    throttling_burst_limit=THROTTLING_BURST_LIMIT,
-                    # ERROR execution logs, never data traces: those would log request bodies (images).
-                    logging_level="ERROR",
-                    data_trace_enabled=False,
-                    metrics_enabled=True,
-                )
-            ],
+            method_settings=[method_settings],
         )
         # The account's logging role must be in place before a stage may log.
         self.stage.node.add_dependency(api.cloudwatch_account)
@@ -157,7 +159,7 @@ class ApiStage(Construct):
             ],
         )
 
-    def _deployment(self, api: RestApi, parameter_values: Mapping[str, str]) -> cr.AwsCustomResource:
+    def _deployment(self, api: RestApi, parameter_values: Mapping[str, str], fingerprint: str) -> cr.AwsCustomResource:
         deployments_arn = _deployments_arn(api)
         create = cr.AwsSdkCall(
             service="APIGateway",
@@ -167,7 +169,7 @@ class ApiStage(Construct):
                 # Readable in the console's deployment history, and what makes every change a new deployment.
                 "description": Fn.join(
                     " ",
-                    [*(f"{name}={value}" for name, value in parameter_values.items()), _methods_fingerprint(api)],
+                    [*(f"{name}={value}" for name, value in parameter_values.items()), fingerprint],
                 ),
             },
             physical_resource_id=cr.PhysicalResourceId.from_response("id"),
@@ -228,12 +230,14 @@ def _method_references(api: RestApi, own_condition: CfnCondition | None) -> list
     return references
 
 
-def _methods_fingerprint(api: RestApi) -> str:
-    """A hash of the methods' definitions as synthesized, so that a new version of them is redeployed too."""
+def _fingerprint(api: RestApi, stage_settings: dict) -> str:
+    """A hash of the methods' definitions and the stage's settings as synthesized, so that a new version of them is
+    redeployed even when no parameter changed."""
 
     def fingerprint() -> str:
-        rendered = json.dumps(Stack.of(api).resolve(api.method_definitions), sort_keys=True)
-        return "methods=" + hashlib.sha256(rendered.encode()).hexdigest()[:16]
+        definition = {"methods": api.method_definitions, "stage": stage_settings}
+        rendered = json.dumps(Stack.of(api).resolve(definition), sort_keys=True)
+        return "template=" + hashlib.sha256(rendered.encode()).hexdigest()[:16]
 
     return Lazy.string(_Producer(fingerprint))
 

@@ -135,7 +135,7 @@ def test_redeployment_carries_every_parameter_and_runs_after_the_methods(root):
     for name in root["Parameters"]:
         if name != "BootstrapVersion":
             assert json.dumps({"Ref": name}) in update, name
-    assert "methods=" in update  # template changes of the methods redeploy too
+    assert "template=" in update  # template changes of the methods or the stage settings redeploy too
     methods = resources_of(root, "AWS::ApiGateway::Method")
     post_id = next(k for k, v in methods.items() if v["Properties"]["HttpMethod"] == "POST")
     # A plain Ref, or one inside Fn::If when the method's condition is narrower than the redeployment's.
