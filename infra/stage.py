@@ -85,7 +85,8 @@ class ApiStage(Construct):
             # ERROR execution logs, never data traces: those would log request bodies (images).
             logging_level="ERROR",
             data_trace_enabled=False,
-            metrics_enabled=True,
+            # API-wide metrics (count, latency, 4xx, 5xx) are free; per-method ones are billed as custom metrics.
+            metrics_enabled=False,
         )
         # The stage's own settings are in the fingerprint too: a new version of them must come with a deployment
         # made by this stack, never fall back to one made by hand or by a route removal.
