@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import Aws, IResolvable, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -76,7 +76,7 @@ class RestApi(Construct):
         path: str,
         http_method: str,
         *,
-        integration,
+        integration: dict | IResolvable,
         authorization_type: str,
         description: str,
         cors: bool = True,

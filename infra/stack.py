@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnOutput, CfnResource, Fn, Stack
+from aws_cdk import CfnCondition, CfnOutput, CfnResource, Fn, Stack
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -154,7 +154,7 @@ class ImageSimilarityStack(Stack):
             routes.append(route)
         self.api_explorer_route = routes[0]  # its resource holds the {proxy+} resource too
 
-    def _output(self, logical_id: str, description: str, value: str, condition) -> None:
+    def _output(self, logical_id: str, description: str, value: str, condition: CfnCondition) -> None:
         output = CfnOutput(self, f"{logical_id}Output", description=description, value=value)
         output.condition = condition
         # Outputs live apart from parameters in the template, so an output may share a parameter's name.
