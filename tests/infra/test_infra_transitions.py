@@ -172,3 +172,12 @@ def test_a_removed_route_is_redeployed_away_while_the_stage_stays(transitions):
         assert removals, (transition.before.parameters, transition.after.parameters)
         checked += 1
     assert checked
+
+
+def test_no_resource_has_a_fixed_physical_name(synthesized):
+    """Generated names never collide, whatever the update; the collision checks above are the safety net."""
+    from cfn_matrix import NAME_PROPERTY
+
+    for template in [synthesized.root, *synthesized.nested.values()]:
+        for logical_id, resource in template["Resources"].items():
+            assert NAME_PROPERTY.get(resource["Type"]) not in resource.get("Properties", {}), logical_id
