@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from cfn_matrix import ROOT, Deployment, Transition, feature_parameters
+from cfn_matrix import NAME_PROPERTY, ROOT, Deployment, Transition, feature_parameters
 from infra_synthesis import Synthesized, synthesize
 from infra_synthesis import deployments as all_deployments
 
@@ -176,8 +176,6 @@ def test_a_removed_route_is_redeployed_away_while_the_stage_stays(transitions):
 
 def test_no_resource_has_a_fixed_physical_name(synthesized):
     """Generated names never collide, whatever the update; the collision checks above are the safety net."""
-    from cfn_matrix import NAME_PROPERTY
-
     for template in [synthesized.root, *synthesized.nested.values()]:
         for logical_id, resource in template["Resources"].items():
             assert NAME_PROPERTY.get(resource["Type"]) not in resource.get("Properties", {}), logical_id
