@@ -351,6 +351,42 @@ def test_ssrf_endless_body_ends_with_a_422_at_the_byte_cap():
     assert err.value.status == 422 and "larger than the 2097152 byte limit" in err.value.message
 
 
+# --- s3:// --------------------------------------------------------------------------------------------------------
+
+class RecordingS3:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def get_object(self, Bucket: str, Key: str) -> dict:
+        self.calls.append((Bucket, Key))
+        raise AssertionError("a malformed S3 URL must be refused before any S3 call")
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("s3://", "invalid S3 bucket name"),
+        ("s3://UPPER-case/key.jpg", "invalid S3 bucket name"),
+        ("s3://ab/key.jpg", "invalid S3 bucket name"),
+        ("s3://-leading-dash/key.jpg", "invalid S3 bucket name"),
+        ("s3://bucket_underscore/key.jpg", "invalid S3 bucket name"),
+        ("s3://user@bucket/key.jpg", "invalid S3 bucket name"),
+        ("s3://bucket:443/key.jpg", "invalid S3 bucket name"),
+        ("s3://[bucket/key.jpg", "invalid S3 URL"),
+        ("s3://my-bucket", "object key"),
+        ("s3://my-bucket/", "object key"),
+        ("s3://my-bucket/" + "k" * 1025, "object key"),
+    ],
+)
+def test_ssrf_malformed_s3_urls_are_refused_before_any_s3_call(service, url, words):
+    s3 = RecordingS3()
+    response = ImageSimilarityService(service.embedder, ImageSource(STRICT, s3_client=s3)).handle(
+        json.dumps({"url": url})
+    )
+    assert response.status == 400 and words in response.body["message"], response
+    assert s3.calls == []
+
+
 def test_ssrf_loopback_switch_is_off_by_default():
     assert FetchSettings().allow_loopback is False
     assert ImageSource().settings.allow_loopback is False
