@@ -27,11 +27,11 @@ $input.path('$.OriginalMessage')
 {"message": "The inference endpoint failed to answer. Retry later; see the endpoint's logs if it persists."}
 #end"""
 
-# SageMaker's own 4xx other than 424 (e.g. ValidationError) say what was wrong with the request.
-_ENDPOINT_REJECTED_TEMPLATE = """\
-#set($detail = $input.path('$.message'))
+# SageMaker's own 4xx other than 424 (e.g. ValidationError) say what was wrong with the request. escapeJavaScript
+# also turns ' into \', which JSON does not allow, hence the replaceAll.
+_ENDPOINT_REJECTED_TEMPLATE = r"""#set($detail = $input.path('$.message'))
 #if("$!detail" == "")#set($detail = $input.path('$.Message'))#end
-{"message": "The inference endpoint rejected the request: $util.escapeJavaScript($detail)"}"""
+{"message": "The inference endpoint rejected the request: $util.escapeJavaScript($detail).replaceAll("\\'", "'")"}"""
 
 _ENDPOINT_FAILED_TEMPLATE = '{"message": "The inference endpoint is unavailable or overloaded. Retry later."}'
 
