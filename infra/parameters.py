@@ -96,7 +96,7 @@ class Parameters(Construct):
             "Lambda memory (MB)",
             "Memory of the inference function when InferenceBackend is Lambda; Lambda's CPU share grows with it.",
             type="Number",
-            default="2048",
+            default="1769",
             min_value=1024,
             max_value=10240,
         )

@@ -6,10 +6,6 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
 from .errors import RequestError, bad_request, unusable_image
 from .settings import FetchSettings
 
@@ -22,6 +18,10 @@ DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState", "Acc
 
 @lru_cache(maxsize=1)
 def default_client():
+    # boto3 is imported on the first s3:// request, not at start: it is a tenth of a second of every cold start.
+    import boto3
+    from botocore.config import Config
+
     return boto3.client("s3", config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2}))
 
 
@@ -42,6 +42,8 @@ def fetch_s3(url: str, settings: FetchSettings, client=None) -> bytes:
     bucket, key = parse_s3_url(url)
     if settings.allowed_buckets and bucket not in settings.allowed_buckets:
         raise RequestError(403, f"bucket {bucket!r} is not in this deployment's allowed S3 buckets")
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
     client = client or default_client()
     try:
         obj = client.get_object(Bucket=bucket, Key=key)
