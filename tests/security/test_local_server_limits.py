@@ -82,8 +82,9 @@ def test_server_body_of_exactly_6_mb_reaches_the_api(local_server):
         b"POST /image-similarity HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
         b"POST /image-similarity HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"POST /image-similarity HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"POST /image-similarity HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     ],
-    ids=["length-not-a-number", "two-lengths", "bad-chunk", "bad-header-line"],
+    ids=["length-not-a-number", "two-lengths", "bad-chunk", "bad-header-line", "unknown-transfer-encoding"],
 )
 def test_server_malformed_http_gets_a_json_400(local_server, head):
     status, body = exchange(local_server, head)

@@ -32,15 +32,17 @@ class JsonErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        if error.code == 413:
+        # Waitress answers an unknown Transfer-Encoding with 501; it is the client's mistake, so a 400 here.
+        code, reason = (400, "Bad Request") if error.code == 501 else (error.code, error.reason)
+        if code == 413:
             message = f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead"
         else:
             message = f"{error.reason.lower()}: {error.body}"
-        log_request(Response(error.code, {"message": message}), request_id=request_id(None),
+        log_request(Response(code, {"message": message}), request_id=request_id(None),
                     method=getattr(self.request, "command", None) or "",  # unset when the request line was bad
                     path=getattr(self.request, "path", None) or "", duration_ms=0.0)
         body = json.dumps({"message": message}).encode()
-        self.status = f"{error.code} {error.reason}"
+        self.status = f"{code} {reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
         self.content_length = len(body)
