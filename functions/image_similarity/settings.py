@@ -13,9 +13,10 @@ MAX_IMAGE_SIDE = 4096
 MAX_JPEG_SCANS = 50
 # Bytes fetched from one URL or S3 object: a 4096 x 4096 BMP is 48 MiB; compressed photos are far smaller.
 MAX_FETCH_BYTES = 50 * 1024 * 1024
-# The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` calls two images the same picture.
-# Provisional: the calibration in model/MODEL_CARD.md (the quality issue) sets the final value here, its one home.
-DUPLICATE_THRESHOLD = 0.90
+# The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` calls two images the same picture:
+# the calibrated threshold at 0.1 % false positives (model/MODEL_CARD.md, docs/QUALITY.md). An album of N photos
+# has N^2/2 pairs, so the stricter of the two calibrated thresholds; it belongs to this model version only.
+DUPLICATE_THRESHOLD = 0.78
 
 
 def _cpu_count() -> int:
