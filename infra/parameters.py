@@ -76,10 +76,11 @@ class Parameters(Construct):
             stack,
             "APIGatewayAuthorization",
             "API Gateway authorization",
-            "AWS_IAM: callers sign requests with SigV4 and need execute-api:Invoke. NONE: anyone with the URL may call "
-            "the API (needed for 'Try it out' in the API Explorer).",
-            default="AWS_IAM",
-            allowed_values=["AWS_IAM", "NONE"],
+            "NONE: anyone with the URL may call the API (needed for 'Try it out' in the API Explorer). AWS_IAM: callers "
+            "sign requests with SigV4 and need execute-api:Invoke.",
+            # The product's documented default (SPEC, product page); docs/SECURITY.md says how to lock it down.
+            default="NONE",
+            allowed_values=["NONE", "AWS_IAM"],
         )
         self.stage_name = self._parameter(
             stack,
