@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import waitress.server
+from helpers import FileServer, encode
 from image_similarity.service import ImageSimilarityService, build_service
 from image_similarity.settings import FetchSettings, Settings
-from PIL import Image
 from skimage import data
-
-
-def encode(image: Image.Image | np.ndarray, fmt: str = "JPEG", **options) -> bytes:
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    buf = io.BytesIO()
-    image.save(buf, fmt, **options)
-    return buf.getvalue()
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 @pytest.fixture(scope="session")
@@ -75,51 +59,11 @@ def call(service) -> Callable[[dict], tuple[int, dict]]:
     return run
 
 
-class FileServer:
-    """A tiny HTTP server on 127.0.0.1 whose routes tests set: path -> (status, headers, body)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        routes, requests = self.routes, self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                requests.append((self.path, dict(self.headers)))
-                status, headers, body = routes.get(self.path, (404, {}, b"not found"))
-                self.send_response(status)
-                for key, value in {"Content-Length": str(len(body)), **headers}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def file_server() -> Iterator[FileServer]:
     server = FileServer()
     yield server
     server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

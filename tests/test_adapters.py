@@ -9,12 +9,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import b64, free_port
+from helpers import b64, free_port, wait_for_ping
 from image_similarity.adapters import cli, lambda_handler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,16 +41,7 @@ def sagemaker_server():
     proc = subprocess.Popen(["sh", str(FUNCTIONS / "entrypoint.sh"), "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/ping", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"sagemaker server did not start: {proc.stderr.read().decode()[-2000:]}")
+    wait_for_ping(base, proc)
     yield base
     proc.terminate()
     proc.wait(timeout=10)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import b64, encode
+from helpers import b64, encode
 from image_similarity.service import similarity
 from image_similarity.settings import MAX_BODY_BYTES
 from PIL import Image

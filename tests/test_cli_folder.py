@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import encode
+from helpers import encode
 from image_similarity.adapters import cli
 from image_similarity.duplicates import find_groups, similar_pairs
 from image_similarity.vector_cache import VectorCache

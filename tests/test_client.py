@@ -18,7 +18,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.stub import Stubber
-from conftest import b64
+from helpers import b64
 from image_similarity.client import ImageSimilarityClient, ImageSimilarityError, _SigV4Signer
 from openapi_spec_validator import validate
 

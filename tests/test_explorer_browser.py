@@ -7,14 +7,12 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import waitress.server
-from conftest import free_port
+from helpers import free_port, wait_for_ping
 from image_similarity.adapters.local_server import local_app
 from image_similarity.explorer import ExplorerConfig
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -66,16 +64,7 @@ def iam_explorer_url() -> Iterator[str]:
                "--explorer-authorization", "AWS_IAM"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if requests.get(f"{base}/ping", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"`image-similarity serve` did not start: {proc.stderr.read().decode()[-2000:]}")
+    wait_for_ping(base, proc)
     yield f"{base}/api-explorer/"
     proc.terminate()
     proc.wait(timeout=10)

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import encode
+from helpers import encode
 from image_similarity.errors import RequestError
 from image_similarity.images import open_checked, sniff_format, to_model_input
 from PIL import Image

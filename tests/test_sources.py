@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import b64
+from helpers import b64
 from image_similarity.errors import RequestError
 from image_similarity.http_fetch import fetch_http, is_public
 from image_similarity.settings import FetchSettings

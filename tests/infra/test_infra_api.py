@@ -6,17 +6,6 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_synthesis import Synthesized, synthesize
-
-
-@pytest.fixture(scope="module")
-def synthesized() -> Synthesized:
-    return synthesize()
-
-
-@pytest.fixture(scope="module")
-def root(synthesized: Synthesized) -> dict:
-    return synthesized.root
 
 
 def resources_of(template: dict, kind: str) -> dict[str, dict]:

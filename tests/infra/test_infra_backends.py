@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_synthesis import REPOSITORY, Synthesized, synthesize
+from infra_synthesis import REPOSITORY, Synthesized
 
 LAMBDA_MAX_TIMEOUT_UNDER_API_GATEWAY = 29
-
-
-@pytest.fixture(scope="module")
-def synthesized() -> Synthesized:
-    return synthesize()
-
-
-@pytest.fixture(scope="module")
-def root(synthesized: Synthesized) -> dict:
-    return synthesized.root
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,11 @@ from pathlib import Path
 
 import pytest
 from cfn_matrix import ROOT, Deployment, Transition, api_path
-from infra_synthesis import Synthesized, synthesize
-from infra_synthesis import deployments as all_deployments
+from infra_synthesis import Synthesized
 
 from infra.explorer import CODE_FILES, HANDLER
 
 EXPLORER_PATHS = {"/api-explorer", "/api-explorer/{proxy+}"}
-
-
-@pytest.fixture(scope="module")
-def synthesized() -> Synthesized:
-    return synthesize()
-
-
-@pytest.fixture(scope="module")
-def deployments() -> list[Deployment]:
-    return all_deployments()
 
 
 @pytest.fixture(scope="module")

@@ -11,20 +11,9 @@ from cfn_matrix import (
     feature_parameters,
     parameter_samples,
 )
-from infra_synthesis import Synthesized, synthesize
-from infra_synthesis import deployments as all_deployments
+from infra_synthesis import Synthesized
 
 FEATURE_ON = {"ImageSimilarity": "yes"}
-
-
-@pytest.fixture(scope="module")
-def synthesized() -> Synthesized:
-    return synthesize()
-
-
-@pytest.fixture(scope="module")
-def deployments() -> list[Deployment]:
-    return all_deployments()
 
 
 BACKENDS = {"LambdaBackend", "SageMakerBackend"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_synthesis import Synthesized, synthesize
 
 # In the SPEC's order, default first (issue 8: the API is public by default).
 USER_PARAMETERS = {
@@ -12,16 +11,6 @@ USER_PARAMETERS = {
     "InferenceBackend": ["Lambda", "SageMaker"],
     "APIGatewayAuthorization": ["NONE", "AWS_IAM"],
 }
-
-
-@pytest.fixture(scope="module")
-def synthesized() -> Synthesized:
-    return synthesize()
-
-
-@pytest.fixture(scope="module")
-def root(synthesized: Synthesized) -> dict:
-    return synthesized.root
 
 
 @pytest.fixture(scope="module")

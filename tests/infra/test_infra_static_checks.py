@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pytest
 from cfnlint.api import ManualArgs, lint_file
-from infra_synthesis import REPOSITORY, Synthesized, app_context, synthesize
+from infra_synthesis import REPOSITORY, app_context
 
 # Both partitions the product page targets: China regions catch hard-coded "aws" partitions and domains.
 REGIONS = ["us-east-1", "cn-north-1"]
 GENERIC_REASON_WORDS = {"", "n/a", "ok", "not needed", "false positive", "suppressed"}
-
-
-@pytest.fixture(scope="module")
-def synthesized() -> Synthesized:
-    return synthesize()
 
 
 def test_every_template_was_written(synthesized):

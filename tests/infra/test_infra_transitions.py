@@ -6,18 +6,6 @@ import itertools
 
 import pytest
 from cfn_matrix import NAME_PROPERTY, ROOT, Deployment, Transition, feature_parameters
-from infra_synthesis import Synthesized, synthesize
-from infra_synthesis import deployments as all_deployments
-
-
-@pytest.fixture(scope="module")
-def synthesized() -> Synthesized:
-    return synthesize()
-
-
-@pytest.fixture(scope="module")
-def deployments() -> list[Deployment]:
-    return all_deployments()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import urllib3.util.connection
 from botocore.exceptions import ClientError
-from conftest import b64, encode
+from helpers import b64, encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from image_similarity.adapters.wsgi import ServiceApp

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from conftest import free_port
+from helpers import free_port
 from image_similarity.adapters.local_server import API_PATH, create_server, run_until_terminated
 from image_similarity.adapters.wsgi import ServiceApp
 from image_similarity.settings import MAX_BODY_BYTES

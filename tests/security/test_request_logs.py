@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import b64
+from helpers import b64
 from image_similarity import request_log
 from image_similarity.adapters import lambda_handler
 from image_similarity.adapters.local_server import API_PATH
