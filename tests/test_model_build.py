@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from PIL import Image
+
+from bench.quality.sources import SOURCES, load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "functions" / "image_similarity" / "model"
@@ -27,7 +30,7 @@ def rebuilt(tmp_path_factory) -> tuple[Path, str]:
 
 def test_classifier_from_the_same_weights_names_a_cat_for_chelsea(rebuilt):
     _, stdout = rebuilt
-    assert "chelsea -> ImageNet class 28" in stdout and "(a cat)" in stdout
+    assert "chelsea -> ImageNet class 28" in stdout and "(a cat)" in stdout and "min cosine int8 to fp32" in stdout
 
 
 def test_build_reproduces_the_committed_model_byte_for_byte(rebuilt):
@@ -57,3 +60,38 @@ def test_classifier_check_fails_for_wrongly_loaded_weights(monkeypatch, tmp_path
         backbone._fc.bias.copy_(torch.roll(backbone._fc.bias, 500, dims=0))
     with pytest.raises(SystemExit, match="not a cat"):
         build.check_classifier(backbone, tmp_path)
+
+
+def _thumbnail(pixels: np.ndarray) -> np.ndarray:
+    grey = np.asarray(Image.fromarray(pixels).convert("L").resize((16, 16), Image.BILINEAR), np.float64).ravel()
+    grey -= grey.mean()
+    return grey / (np.linalg.norm(grey) + 1e-9)
+
+
+def _closest_benchmark_photo(pixels: np.ndarray) -> float:
+    """Highest correlation of 16 x 16 greyscale thumbnails with any benchmark original: the same photo scores 1.0,
+    a stereo twin 0.90; unrelated images stay below 0.8."""
+    thumb = _thumbnail(pixels)
+    return max(float(thumb @ _thumbnail(np.asarray(load_rgb(source)))) for source in SOURCES)
+
+
+def test_int8_calibration_never_sees_a_benchmark_photo():
+    import quantize
+    from skimage import data
+
+    assert _closest_benchmark_photo(data.stereo_motorcycle()[1]) > 0.85  # the measure does see a near-duplicate
+    for pixels in quantize.sources(np.random.default_rng(quantize.SEED)):
+        assert _closest_benchmark_photo(pixels) < 0.85
+
+
+def test_int8_check_rejects_a_badly_calibrated_graph(rebuilt, tmp_path):
+    import build
+    import quantize
+
+    fp32 = tmp_path / "fp32.onnx"
+    build.build_embedding(build.SPEC, fp32)
+    assert build.check_int8(fp32, rebuilt[0] / "embedding.onnx") >= build.MIN_INT8_COSINE
+    dark = tmp_path / "dark.onnx"  # calibrated on near-black images: every activation range far too narrow
+    quantize.quantize(fp32, dark, "images", quantize.calibration_images(build.INPUT_SIZE) // 16)
+    with pytest.raises(SystemExit, match="cosine to fp32"):
+        build.check_int8(fp32, dark)

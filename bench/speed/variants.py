@@ -1,6 +1,6 @@
-"""int8 and fp16 variants of the shipped model: speed beside fp32 (interleaved, 1 thread, batch 1), agreement
-with fp32, and retrieval quality on the quality benchmark (bench/quality). A variant is worth adopting only if it
-is faster and loses less than `MAX_MAP_LOSS` mAP.
+"""The shipped int8 model (model/quantize.py) and an fp16 variant beside the fp32 graph they come from: speed
+(interleaved, 1 thread, batch 1), agreement with fp32, and retrieval quality on the quality benchmark
+(bench/quality). A variant is worth shipping only if it is faster and loses less than `MAX_MAP_LOSS` mAP.
 
     .venv/bin/python -m bench.speed.variants      # from the repository root; writes bench/out/variants.json
 """
@@ -8,6 +8,7 @@ is faster and loses less than `MAX_MAP_LOSS` mAP.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -16,65 +17,26 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from image_similarity.embedder import ModelInfo
-from image_similarity.images import to_model_input
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
 from onnxruntime.transformers.float16 import convert_float_to_float16
-from PIL import Image
 
 from bench.quality.__main__ import evaluate
 from bench.quality.dataset import generate
 from bench.quality.methods import OnnxEmbedding
-from bench.quality.sources import SOURCES
 
-from .samples import encode
 from .timing import interleave
 
-OUT = Path(__file__).resolve().parents[1] / "out"
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "model"))
+from build import SPEC, build_embedding, sample_images
+
+OUT = ROOT / "bench" / "out"
 MAX_MAP_LOSS = 0.005
 MIN_SPEEDUP = 1.1  # below this a variant is within the shared machine's noise: not worth a second model file
 
 
-def calibration_images(size: int, count: int = 32) -> np.ndarray:
-    """Crops of scikit-image photos the quality benchmark does not use, so calibration never sees a test image."""
-    import skimage
-
-    used = {source.name for source in SOURCES}
-    folder = Path(skimage.__file__).parent / "data"
-    files = sorted(p for p in folder.glob("*.*") if p.suffix in (".png", ".jpg") and p.stem not in used)
-    rng = np.random.default_rng(0)
-    images = []
-    for path in files:
-        pixels = np.asarray(Image.open(path).convert("RGB"))
-        for _ in range(max(1, count // len(files))):
-            h, w = pixels.shape[:2]
-            ch, cw = int(h * rng.uniform(0.6, 1.0)), int(w * rng.uniform(0.6, 1.0))
-            y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-            images.append(to_model_input(encode(pixels[y:y + ch, x:x + cw], "PNG"), size))
-    return np.stack(images)
-
-
-class Batches(CalibrationDataReader):
-    def __init__(self, name: str, images: np.ndarray):
-        self.items = iter([{name: images[i:i + 1]} for i in range(len(images))])
-
-    def get_next(self) -> dict | None:
-        return next(self.items, None)
-
-
-def build_int8(info: ModelInfo, out: Path) -> Path:
-    prepared = out / "prepared.onnx"
-    quant_pre_process(str(info.path), str(prepared), skip_symbolic_shape=True)
-    path = out / "int8.onnx"
-    quantize_static(str(prepared), str(path), Batches(info.input_name, calibration_images(info.input_size)),
-                    quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-                    activation_type=QuantType.QUInt8)
-    return path
-
-
-def build_fp16(info: ModelInfo, out: Path) -> Path:
+def build_fp16(fp32: Path, out: Path) -> Path:
     path = out / "fp16.onnx"
-    onnx.save(convert_float_to_float16(onnx.load(str(info.path)), keep_io_types=True), str(path))
+    onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(path))
     return path
 
 
@@ -90,11 +52,13 @@ def main() -> int:
     info = ModelInfo.load()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        paths = {"fp32": info.path, "int8 (static QDQ, per channel)": build_int8(info, Path(tmp)),
-                 "fp16 (fp32 in/out)": build_fp16(info, Path(tmp))}
+        fp32 = Path(tmp) / "fp32.onnx"
+        build_embedding(SPEC, fp32)
+        paths = {f"fp32 (`{SPEC.version}`)": fp32, f"int8, shipped (`{info.version}`)": info.path,
+                 "fp16 (fp32 in/out)": build_fp16(fp32, Path(tmp))}
         sessions = {name: session(path) for name, path in paths.items()}
-        probe = calibration_images(info.input_size, 16)
-        reference = sessions["fp32"].run(None, {info.input_name: probe})[0]
+        probe = sample_images(info.input_size)
+        reference = sessions[next(iter(paths))].run(None, {info.input_name: probe})[0]
         one = probe[:1]
         timing = interleave({name: lambda s=s: s.run(None, {info.input_name: one}) for name, s in sessions.items()},
                             reps=40, warmup=3)
@@ -107,8 +71,8 @@ def main() -> int:
                          "min_cosine_to_fp32": float(np.min(np.sum(vectors * reference, axis=1))),
                          "bytes": path.stat().st_size})
     base = rows[0]
-    print(f"\n## Model variants (`{info.version}`; quality: bench/quality, {len(bench.copies)} copies)\n")
-    print("| variant | ms (1 thread, batch 1) | speed-up | mAP | mAP change | min cos to fp32 | MB | adopt |")
+    print(f"\n## Model variants (quality: bench/quality, {len(bench.copies)} copies; cosine on 4 sample photos)\n")
+    print("| variant | ms (1 thread, batch 1) | speed-up | mAP | mAP change | min cos to fp32 | MB | qualifies |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         loss = base["mAP"] - r["mAP"]
@@ -120,8 +84,8 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     (OUT / "variants.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\nQualifies (faster by >= {MIN_SPEEDUP}x, loses < {MAX_MAP_LOSS} mAP): "
-          + (", ".join(r["variant"] for r in rows if r["adopt"]) or "none") + ". Calibration: crops of "
-          "scikit-image photos the quality benchmark does not use.")
+          + (", ".join(r["variant"] for r in rows if r["adopt"]) or "none") + ". int8 calibration: model/quantize.py "
+          "(images the quality benchmark does not use).")
     return 0
 
 
