@@ -39,8 +39,9 @@ THREADS = (1, 2)
 MODES = {"single": 1, "pair": 2}
 COST_SAMPLE = "1920 px JPEG"
 SERVER_SAMPLE = "1920 px JPEG"
-# (waitress threads, ONNX Runtime threads per request; None = the service's default, the CPUs it may use)
-SERVER_CONFIGS = ((4, None), (2, 1), (4, 1))
+# (worker processes, waitress threads in each, ONNX Runtime threads per request; None = the service's default, the
+# CPUs it may use)
+SERVER_CONFIGS = ((1, 4, None), (1, 4, 1), (2, 2, 1))
 CLIENTS = (1, 4, 16)
 
 
@@ -125,8 +126,8 @@ def run(quick: bool) -> dict:
                             for _ in range(1 if quick else 3))
     sample = next(s for s in make_samples() if s.name == SERVER_SAMPLE)
     load = []
-    for workers, threads in SERVER_CONFIGS[:1] if quick else SERVER_CONFIGS:
-        load += server.measure(request_body(sample.data), workers, threads, CLIENTS, 0.5 if quick else 8.0)
+    for config in SERVER_CONFIGS[-1:] if quick else SERVER_CONFIGS:
+        load += server.measure(request_body(sample.data), config, CLIENTS, 0.5 if quick else 8.0)
     ms_1, ms_2 = images["request_ms"]["1"], images["request_ms"]["2"]
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)), "quick": quick,

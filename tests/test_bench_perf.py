@@ -51,7 +51,7 @@ def test_quick_benchmark_prints_every_section_and_writes_json(tmp_path):
     assert {row[0] for row in per_image} == {"640 px JPEG", "1920 px JPEG", "4000x3000 JPEG", "1920 px PNG",
                                              "1920 px BMP"}
     server = table_rows(run.stdout, "## Local server")
-    assert {row[2] for row in server} == {"1", "4", "16"}
+    assert {row[3] for row in server} == {"1", "4", "16"}
     lambda_rows = table_rows(run.stdout, "## AWS Lambda cost")
     assert [row[0] for row in lambda_rows] == ["1024", "1769", "2048", "3008"]
     assert all(row[3] in ("met", "MISSED") for row in table_rows(run.stdout, "## Targets"))

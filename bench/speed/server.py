@@ -1,4 +1,4 @@
-"""The local HTTP server (`image-similarity serve`, waitress) in its own process under 1, 4 and 16 concurrent
+"""The local HTTP server (`image-similarity serve`, waitress) in its own process(es) under 1, 4 and 16 concurrent
 keep-alive clients: requests per second, latency percentiles, errors."""
 
 from __future__ import annotations
@@ -72,21 +72,23 @@ def load(port: int, body: bytes, clients: int, seconds: float) -> dict[str, floa
     }
 
 
-def measure(body: bytes, workers: int, ort_threads: int | None, clients: tuple[int, ...], seconds: float) -> list[dict]:
-    """One fresh server with `workers` waitress threads (and ORT threads, or the service's default if None)."""
+def measure(body: bytes, config: tuple[int, int, int | None], clients: tuple[int, ...], seconds: float) -> list[dict]:
+    """One fresh server: `config` is (worker processes, waitress threads in each, ORT threads per request or None for
+    the service's default)."""
+    processes, threads, ort_threads = config
     port = free_port()
     env = dict(os.environ)
     env.pop("IMAGE_SIMILARITY_THREADS", None)
     if ort_threads is not None:
         env["IMAGE_SIMILARITY_THREADS"] = str(ort_threads)
     argv = [sys.executable, "-m", "image_similarity.adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if workers:
-        argv += ["--threads", str(workers)]
+    argv += ["--workers", str(processes), "--threads", str(threads)]
     proc = subprocess.Popen(argv, env={**env, "LOG_LEVEL": "WARNING"}, stdout=subprocess.DEVNULL)
     try:
         wait_ready(port, proc)
         load(port, body, 1, min(seconds, 1.0))  # warm-up
-        return [{"workers": workers, "ort_threads": ort_threads, **load(port, body, n, seconds)} for n in clients]
+        return [{"processes": processes, "threads": threads, "ort_threads": ort_threads, **load(port, body, n, seconds)}
+                for n in clients]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

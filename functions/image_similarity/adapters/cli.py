@@ -134,9 +134,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .local_server import serve
 
-    serve(host=args.host, port=args.port, threads=args.threads,
-          explorer=ExplorerConfig(authorization=args.explorer_authorization))
-    return 0
+    return serve(host=args.host, port=args.port, threads=args.threads, workers=args.workers,
+                 explorer=ExplorerConfig(authorization=args.explorer_authorization))
 
 
 def threshold(text: str) -> float:
@@ -187,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the HTTP API (POST /image-similarity, GET /ping, /api-explorer/)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    serve.add_argument("--threads", type=int, default=4, help="concurrent requests (default 4)")
+    serve.add_argument("--threads", type=int, default=4, help="concurrent requests per worker (default 4)")
+    serve.add_argument("--workers", type=int, default=1, help="processes, each with its own model (default 1)")
     serve.add_argument("--explorer-authorization", choices=AUTHORIZATIONS,
                        default=os.environ.get("EXPLORER_AUTHORIZATION", "NONE"),
                        help="NONE: the API Explorer can try the API; AWS_IAM: reference only, as on an IAM-protected "

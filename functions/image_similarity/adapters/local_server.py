@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
+import socket
 import threading
 import time
+from collections.abc import Callable
 
 import waitress.server
 from waitress import wasyncore
@@ -53,10 +58,14 @@ class JsonErrorChannel(HTTPChannel):
     error_task_class = JsonErrorTask
 
 
-def create_server(app, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> waitress.server.BaseWSGIServer:
-    """A waitress server that reads no body over the API's limit (checked from Content-Length before reading)."""
+def create_server(
+    app, host: str = "127.0.0.1", port: int = 0, threads: int = 4, sock: socket.socket | None = None
+) -> waitress.server.BaseWSGIServer:
+    """A waitress server that reads no body over the API's limit (checked from Content-Length before reading), on
+    `host`:`port` or on `sock`, a socket bound by the parent of several workers."""
+    where = {"sockets": [sock]} if sock else {"host": host, "port": port}
     server = waitress.server.create_server(
-        app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES + 1, ident="image-similarity"
+        app, threads=threads, max_request_body_size=MAX_BODY_BYTES + 1, ident="image-similarity", **where
     )
     server.channel_class = JsonErrorChannel
     return server
@@ -101,15 +110,85 @@ def serve(
     threads: int = 4,
     predict_path: str = API_PATH,
     explorer: ExplorerConfig | None = None,
-) -> None:
+    workers: int = 1,
+) -> int:
     """`explorer` defaults to the environment's (EXPLORER_AUTHORIZATION). On `predict_path` other than the API's (the
-    SageMaker server's /invocations), no explorer is served."""
+    SageMaker server's /invocations), no explorer is served. With `workers` > 1, that many processes, each with its
+    own model session and `threads` threads, answer on one listening socket. Returns the exit status."""
+    if workers <= 1:
+        serve_one(host, port, threads, predict_path, explorer)
+        return 0
+    sock = bind(host, port)
+    log.info("%d workers on http://%s:%d", workers, host, sock.getsockname()[1])
+    return run_workers(lambda: serve_one(host, port, threads, predict_path, explorer, sock), workers, sock)
+
+
+def serve_one(
+    host: str, port: int, threads: int, predict_path: str, explorer: ExplorerConfig | None,
+    sock: socket.socket | None = None,
+) -> None:
     service = default_service()  # load the model before listening, so /ping is only up once it can answer
     if predict_path == API_PATH:
         app = local_app(service, explorer or ExplorerConfig.from_env())
         log.info("API Explorer on http://%s:%d/api-explorer/ (%s)", host, port, app.explorer.config.authorization)
     else:
         app = ServiceApp(service, predict_path)
-    server = create_server(app, host, port, threads)
-    log.info("serving %s on http://%s:%d (model %s)", predict_path, host, server.effective_port, service.model_version)
+    server = create_server(app, host, port, threads, sock)
+    log.info("serving %s on http://%s:%s (model %s)", predict_path, host, server.effective_port, service.model_version)
     run_until_terminated(server)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bound, not yet listening: connections are refused, not queued, until a worker has its model and listens."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    return sock
+
+
+def run_workers(work: Callable[[], None], count: int, sock: socket.socket) -> int:
+    """Run `work` in `count` processes that inherit `sock`; SIGTERM or SIGINT here is passed on to each, which
+    finishes its requests in flight. A worker that exits by itself stops the others (0 only if all stopped cleanly
+    when told): the orchestrator, or the person at the terminal, restarts the server whole rather than run it short
+    of workers."""
+    # fork: the workers inherit the bound socket; this process has started no threads and loaded no model.
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_worker, args=(work,), name=f"worker-{i}") for i in range(count)]
+    told = threading.Event()
+
+    def stop_all() -> None:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    def on_signal(*_: object) -> None:
+        told.set()
+        stop_all()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for process in processes:
+            process.start()
+        # Once the workers have closed theirs, connections are refused rather than queued for no one.
+        sock.close()
+        multiprocessing.connection.wait([process.sentinel for process in processes])
+        if not told.is_set():
+            log.error("a worker exited by itself; stopping the others")
+            stop_all()
+        for process in processes:
+            process.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    clean = told.is_set() and all(process.exitcode == 0 for process in processes)
+    return 0 if clean else 1
+
+
+def _worker(work: Callable[[], None]) -> None:
+    # The handlers inherited from the parent would signal the other workers. Until run_until_terminated installs its
+    # own, a signal ends a worker that has nothing in flight yet.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    work()

@@ -1,0 +1,104 @@
+"""`image-similarity serve --workers 2`: worker processes on one listening socket answer the API and waitress's own
+errors as JSON, finish their requests in flight on SIGTERM, and a worker that dies takes the server down whole."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import b64, free_port, wait_for_ping
+from image_similarity.adapters.local_server import API_PATH
+from test_local_server_limits import SlowImage, exchange
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.fixture
+def workers() -> Iterator[tuple[subprocess.Popen, int]]:
+    port = free_port()
+    env = {**os.environ, "IMAGE_SIMILARITY_ALLOW_LOOPBACK_URLS": "1", "IMAGE_SIMILARITY_THREADS": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "image_similarity.adapters.cli", "serve", "--port", str(port), "--workers", "2",
+         "--threads", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_ping(f"http://127.0.0.1:{port}", server)
+        deadline = time.monotonic() + 30
+        while len(children(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield server, port
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+        for pid in children(server.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_workers_answer_the_api_and_malformed_http_as_json(workers, cat_jpeg):
+    server, port = workers
+    assert len(children(server.pid)) == 2
+    base = f"http://127.0.0.1:{port}"
+    with ThreadPoolExecutor(4) as pool:  # new connections, spread over both workers by whichever accepts first
+        answers = list(pool.map(lambda _: requests.post(base + API_PATH, json={"img": b64(cat_jpeg)}, timeout=30),
+                                range(8)))
+        bad = list(pool.map(lambda _: exchange(("127.0.0.1", port), b"POST /image-similarity HTTP/1.1\r\nBad Header"
+                                                                    b"\r\n\r\n"), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert all(len(a.json()["result"]) == 512 for a in answers)
+    assert all(status == 400 and body["message"] for status, body in bad)
+
+
+def test_sigterm_to_the_parent_finishes_requests_in_flight_in_every_worker(workers, cat_jpeg):
+    server, port = workers
+    SlowImage.image = cat_jpeg
+    images = ThreadingHTTPServer(("127.0.0.1", 0), SlowImage)
+    threading.Thread(target=images.serve_forever, daemon=True).start()
+    base, url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{images.server_address[1]}/cat.jpg"
+    pids = children(server.pid)
+    try:
+        with ThreadPoolExecutor(6) as pool:  # 2 workers x 2 threads busy, 2 more queued
+            in_flight = [pool.submit(requests.post, base + API_PATH, json={"url": url}, timeout=30) for _ in range(6)]
+            time.sleep(0.8)
+            server.send_signal(signal.SIGTERM)
+            answers = [f.result() for f in in_flight]
+        assert [a.status_code for a in answers] == [200] * 6
+        assert server.wait(timeout=20) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{base}/ping", timeout=2)
+    finally:
+        images.shutdown()
+        images.server_close()
+
+
+def test_a_worker_that_dies_stops_the_server_with_an_error(workers):
+    server, port = workers
+    first, second = children(server.pid)
+    os.kill(first, signal.SIGKILL)
+    assert server.wait(timeout=20) == 1
+    assert not Path(f"/proc/{second}").exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
