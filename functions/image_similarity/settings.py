@@ -16,7 +16,7 @@ MAX_FETCH_BYTES = 50 * 1024 * 1024
 # The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` calls two images the same picture:
 # the calibrated threshold at 0.1 % false positives (model/MODEL_CARD.md, docs/QUALITY.md). An album of N photos
 # has N^2/2 pairs, so the stricter of the two calibrated thresholds; it belongs to this model version only.
-DUPLICATE_THRESHOLD = 0.78
+DUPLICATE_THRESHOLD = 0.79
 
 
 def _cpu_count() -> int:
