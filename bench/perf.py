@@ -40,8 +40,8 @@ MODES = {"single": 1, "pair": 2}
 COST_SAMPLE = "1920 px JPEG"
 SERVER_SAMPLE = "1920 px JPEG"
 # (worker processes, waitress threads in each, ONNX Runtime threads per request; None = the service's default, the
-# CPUs it may use)
-SERVER_CONFIGS = ((1, 4, None), (1, 4, 1), (2, 2, 1))
+# CPUs divided among the workers). The last is `image-similarity serve`'s default: one worker per CPU.
+SERVER_CONFIGS = ((1, 4, None), (1, 4, 1), (_cpu_count(), 4, None))
 CLIENTS = (1, 4, 16)
 
 

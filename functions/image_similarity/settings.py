@@ -53,12 +53,14 @@ class Settings:
     fetch: FetchSettings = field(default_factory=FetchSettings)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: dict[str, str] | None = None, processes: int = 1) -> Settings:
+        """`processes`: server workers sharing the CPUs; by default each runs the model on its share of them."""
         env = dict(os.environ if env is None else env)
         threads = env.get("IMAGE_SIMILARITY_THREADS", "")
         buckets = frozenset(b.strip() for b in env.get("ALLOWED_S3_BUCKETS", "").split(",") if b.strip())
         return cls(
-            threads=int(threads) if threads.isdigit() and int(threads) > 0 else _default_threads(env),
+            threads=(int(threads) if threads.isdigit() and int(threads) > 0
+                     else max(1, _default_threads(env) // max(1, processes))),
             fetch=FetchSettings(
                 # Test-only switch: lets `url` inputs reach 127.0.0.1 / ::1. Never set in deployed stacks.
                 allow_loopback=env.get("IMAGE_SIMILARITY_ALLOW_LOOPBACK_URLS") == "1",

@@ -19,6 +19,7 @@ import pytest
 import requests
 from helpers import b64, free_port, wait_for_ping
 from image_similarity.adapters.local_server import API_PATH
+from image_similarity.settings import Settings
 from test_local_server_limits import SlowImage, exchange
 
 
@@ -102,3 +103,11 @@ def test_a_worker_that_dies_stops_the_server_with_an_error(workers):
     assert not Path(f"/proc/{second}").exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_workers_share_the_cpus_for_the_model_unless_told_otherwise():
+    lambda_env = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}  # 2 vCPUs
+    assert Settings.from_env(lambda_env).threads == 2
+    assert Settings.from_env(lambda_env, processes=2).threads == 1
+    assert Settings.from_env(lambda_env, processes=3).threads == 1
+    assert Settings.from_env({**lambda_env, "IMAGE_SIMILARITY_THREADS": "2"}, processes=2).threads == 2

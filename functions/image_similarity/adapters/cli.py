@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     serve.add_argument("--threads", type=int, default=4, help="concurrent requests per worker (default 4)")
-    serve.add_argument("--workers", type=int, default=1, help="processes, each with its own model (default 1)")
+    serve.add_argument("--workers", type=int, help="processes, each with its own model (default: one per CPU)")
     serve.add_argument("--explorer-authorization", choices=AUTHORIZATIONS,
                        default=os.environ.get("EXPLORER_AUTHORIZATION", "NONE"),
                        help="NONE: the API Explorer can try the API; AWS_IAM: reference only, as on an IAM-protected "

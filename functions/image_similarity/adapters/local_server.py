@@ -22,8 +22,8 @@ from waitress.task import ErrorTask
 
 from ..explorer import Explorer, ExplorerConfig
 from ..request_log import log_request, request_id
-from ..service import ImageSimilarityService, Response, default_service
-from ..settings import MAX_BODY_BYTES
+from ..service import ImageSimilarityService, Response, build_service
+from ..settings import MAX_BODY_BYTES, Settings, _cpu_count
 from .wsgi import ServiceApp
 
 API_PATH = "/image-similarity"
@@ -114,24 +114,30 @@ def serve(
     threads: int = 4,
     predict_path: str = API_PATH,
     explorer: ExplorerConfig | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> int:
     """`explorer` defaults to the environment's (EXPLORER_AUTHORIZATION). On `predict_path` other than the API's (the
     SageMaker server's /invocations), no explorer is served. With `workers` > 1, that many processes, each with its
-    own model session and `threads` threads, answer on one listening socket. Returns the exit status."""
+    own model session and `threads` threads, answer on one listening socket. Returns the exit status.
+
+    By default one worker per CPU, each running the model on one thread: the GIL-bound parts of a request (JSON,
+    base64, HTTP) then run in parallel too. On 2 CPUs, 16 clients got 1.92-1.96 times the throughput of 1 client
+    this way, 1.69-1.71 times with one process of 4 threads (bench-perf, 1920 px JPEG)."""
+    workers = workers or _cpu_count()
     if workers <= 1:
         serve_one(host, port, threads, predict_path, explorer)
         return 0
     sock = bind(host, port)
     log.info("%d workers on http://%s:%d", workers, host, sock.getsockname()[1])
-    return run_workers(lambda: serve_one(host, port, threads, predict_path, explorer, sock), workers, sock)
+    return run_workers(lambda: serve_one(host, port, threads, predict_path, explorer, sock, workers), workers, sock)
 
 
 def serve_one(
     host: str, port: int, threads: int, predict_path: str, explorer: ExplorerConfig | None,
-    sock: socket.socket | None = None,
+    sock: socket.socket | None = None, workers: int = 1,
 ) -> None:
-    service = default_service()  # load the model before listening, so /ping is only up once it can answer
+    # The model is loaded before listening, so /ping is only up once it can answer.
+    service = build_service(Settings.from_env(processes=workers))
     if predict_path == API_PATH:
         app = local_app(service, explorer or ExplorerConfig.from_env())
         log.info("API Explorer on http://%s:%d/api-explorer/ (%s)", host, port, app.explorer.config.authorization)

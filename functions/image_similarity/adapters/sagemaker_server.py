@@ -10,12 +10,12 @@ from .local_server import serve
 DEFAULT_PORT = 8080
 
 
-def main() -> None:
+def main() -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
     # SAGEMAKER_BIND_TO_PORT is SageMaker's own override of the 8080 contract.
     port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT))
-    serve(host="0.0.0.0", port=port, threads=4, predict_path="/invocations")
+    return serve(host="0.0.0.0", port=port, threads=4, predict_path="/invocations")  # one worker per CPU
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
