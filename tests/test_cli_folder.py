@@ -256,14 +256,25 @@ def test_blockwise_pair_search_equals_brute_force():
     assert 100 < len(expected) < 300 * 299 / 2
 
 
-def test_groups_are_chains_of_matches_and_loners_are_left_out():
+def test_matches_are_grouped_and_loners_are_left_out():
     a, b, c = np.eye(3, dtype=np.float32)
-    near_a = np.array([0.97, 0.243, 0], np.float32)  # cos 0.97 with a, 0.243 with b: chains a - near_a
+    near_a = np.array([0.97, 0.243, 0], np.float32)  # cos 0.97 with a, 0.243 with b
     vectors = np.stack([a, b, near_a, c, c])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     groups = find_groups(vectors, 0.95)
     assert [g.members for g in groups] == [[0, 2], [3, 4]]
     assert groups[1].scores == [1.0, 1.0]
+
+
+def test_a_chain_of_matches_does_not_merge_unrelated_ends():
+    # x0 ~ x1 ~ x2 ~ x3 ~ x4 each a step apart: neighbours match, the two ends are unrelated.
+    angles = np.radians([0, 20, 40, 60, 80])
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    threshold = 0.5 + 0.5 * np.cos(np.radians(25))  # one step matches, two steps do not
+    groups = find_groups(vectors, threshold)
+    assert all(len(g.members) <= 3 for g in groups)
+    assert all(min(g.scores) >= threshold - 1e-6 for g in groups)  # every member matches its leader
+    assert sorted(m for g in groups for m in g.members) == sorted(set(m for g in groups for m in g.members))
 
 
 def test_the_cache_keeps_vectors_across_instances_and_models(tmp_path):

@@ -1,4 +1,4 @@
-"""Near-duplicate groups: exact all-pairs search over unit embeddings in numpy, then connected components.
+"""Near-duplicate groups: exact all-pairs search over unit embeddings in numpy, then star grouping.
 
 The search multiplies one block of rows by the rest of the matrix at a time (upper triangle only), so memory stays at
 the vectors plus one block of scores however many images there are; at 100,000 images it is seconds to minutes of
@@ -19,7 +19,8 @@ BLOCK_ELEMENTS = 2**25
 
 @dataclass(frozen=True)
 class DuplicateGroup:
-    """Rows of one group, in input order; `scores[k]` is member k's score against the first member."""
+    """Rows of one group: its leader first, then the others in input order; `scores[k]` is member k's score
+    against the leader, so every score shown is at or above the threshold."""
 
     members: list[int]
     scores: list[float]
@@ -53,25 +54,26 @@ def similar_pairs(
 
 
 def find_groups(vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD) -> list[DuplicateGroup]:
-    """Images linked by a chain of pairs at or above `threshold`; images with no match are left out."""
+    """Star groups: the image with the most matches leads a group of its still-ungrouped matches, and so on.
+
+    Chains of matches (connected components) are not used: in an album of thousands of photos, the few unrelated
+    pairs above any threshold link similar shots into one giant group (a generated folder of 1,000 crops of 16
+    photos became a single group). Every member of a star is itself a match of its leader.
+    """
     first, second, _ = similar_pairs(vectors, threshold)
-    parent = list(range(len(vectors)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    neighbours: dict[int, set[int]] = {}
     for i, j in zip(first.tolist(), second.tolist(), strict=True):
-        a, b = root(i), root(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    members: dict[int, list[int]] = {}
-    for i in sorted(set(first.tolist()) | set(second.tolist())):
-        members.setdefault(root(i), []).append(i)
+        neighbours.setdefault(i, set()).add(j)
+        neighbours.setdefault(j, set()).add(i)
+    grouped: set[int] = set()
     groups = []
-    for rows in sorted(members.values()):
-        scores = to_score(vectors[rows].astype(np.float64) @ vectors[rows[0]].astype(np.float64))
+    for leader in sorted(neighbours, key=lambda i: (-len(neighbours[i]), i)):
+        if leader in grouped:
+            continue
+        rows = [leader, *sorted(neighbours[leader] - grouped)]
+        if len(rows) < 2:
+            continue
+        grouped.update(rows)
+        scores = to_score(vectors[rows].astype(np.float64) @ vectors[leader].astype(np.float64))
         groups.append(DuplicateGroup(rows, [round(float(s), 5) for s in scores]))
-    return groups
+    return sorted(groups, key=lambda g: min(g.members))
