@@ -142,8 +142,11 @@ def client(url: str, mix: list, tally: Tally, stop: threading.Event, budget: lis
 
 
 def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and its descendants: `serve` is a supervisor with one worker process per CPU."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1)) / 1024
+    own = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1)) / 1024
+    children = (Path(f"/proc/{pid}/task/{pid}/children").read_text()).split()
+    return own + sum(rss_mb(int(child)) for child in children)
 
 
 def free_port() -> int:
@@ -228,9 +231,10 @@ def markdown(r: dict) -> str:
         "# Load and soak test of the local server",
         "",
         (
-            "`make load` (bench/load.py): the local server (`image-similarity serve`, waitress, "
-            f"{r['server_threads']} threads) on 127.0.0.1, driven by {r['clients']} client threads with keep-alive, "
-            "a fixed mix of valid and invalid requests, for a bounded time; the server's RSS sampled every second; "
+            "`make load` (bench/load.py): the local server (`image-similarity serve`: waitress, one worker process "
+            f"per CPU, {r['server_threads']} threads each) on 127.0.0.1, driven by {r['clients']} client threads with "
+            "keep-alive, a fixed mix of valid and invalid requests, for a bounded time; the server's RSS (supervisor "
+            "and workers together) sampled every second; "
             "SIGTERM at the end. One 2-core machine runs both the clients and the server."
         ),
         "",

@@ -114,8 +114,8 @@ class ImageSimilarityStack(Stack):
         )
         acknowledge(
             self.image_similarity_route.method,
-            "The authorization type is the APIGatewayAuthorization parameter (default AWS_IAM), which cdk-nag cannot "
-            "evaluate; the product page offers NONE for public use and the API Explorer's 'Try it out', and has no "
+            "The authorization type is the APIGatewayAuthorization parameter, which cdk-nag cannot evaluate: NONE "
+            "(the product's default, for public use and the API Explorer's 'Try it out') or AWS_IAM; there is no "
             "Cognito user pool.",
             "AwsSolutions-APIG4",
             "AwsSolutions-COG4",

@@ -110,8 +110,8 @@ class ApiStage(Construct):
         self._api = api
         acknowledge(
             self.stage,
-            "AWS WAF is billed per web ACL and request; the API is protected by IAM authorization "
-            "(default) and stage throttling, and users can associate their own web ACL with the stage.",
+            "AWS WAF is billed per web ACL and request; the API has stage throttling and, with "
+            "APIGatewayAuthorization=AWS_IAM, IAM authorization; users can associate their own web ACL with the stage.",
             "AwsSolutions-APIG3",
         )
 
