@@ -19,15 +19,14 @@ from aws_cdk import (
     Fn,
     ILocalBundling,
     NestedStack,
-    RemovalPolicy,
 )
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, ignore_cfn_lint
+from infra.function_logs import function_role_and_logs
 
 HANDLER = "image_similarity.adapters.explorer_lambda.handler"
 # Paths under functions/ that the explorer imports or serves; nothing else of the service goes into its zip.
@@ -39,7 +38,6 @@ CODE_FILES = (
     "image_similarity/adapters/__init__.py",
     "image_similarity/adapters/explorer_lambda.py",
 )
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 @jsii.implements(ILocalBundling)
@@ -89,14 +87,7 @@ class ApiExplorer(NestedStack):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: ApiExplorerProps) -> None:
         super().__init__(scope, construct_id, description="Image Similarity: API Explorer (Swagger UI)")
-        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
-        role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="API Explorer function: write its logs",
-        )
-        log_group.grant_write(role)
+        role, log_group = function_role_and_logs(self, "API Explorer function: write its logs")
         self.function = lambda_.Function(
             self,
             "ExplorerFunction",  # unlike the Lambda backend's "Function", so logical ids never coincide across stacks

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Fn, NestedStack, RemovalPolicy
+from aws_cdk import Duration, Fn, NestedStack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, ignore_cfn_lint
+from infra.function_logs import function_role_and_logs
 from infra.service import S3ReadAccess, ServiceProps, service_image
 
 # API Gateway gives up after 29 s; the function stops a little earlier so the client gets its answer, not a 504.
 FUNCTION_TIMEOUT = Duration.seconds(28)
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 @dataclass(frozen=True)
@@ -38,15 +37,9 @@ class LambdaBackend(NestedStack):
             parameters={S3ReadAccess.PARAMETER: props.service.s3_object_arns},
         )
         self.s3_access = S3ReadAccess(self, "S3ReadAccess")
-        # An explicit log group gives the logs a retention and lets them go away with the backend.
-        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
-        role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Image Similarity inference function: write its logs, read images from S3",
+        role, log_group = function_role_and_logs(
+            self, "Image Similarity inference function: write its logs, read images from S3"
         )
-        log_group.grant_write(role)
         role.add_to_policy(self.s3_access.statement())
 
         image = service_image(self, props.service)

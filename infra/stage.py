@@ -33,12 +33,12 @@ from constructs import Construct
 
 from infra.api import RestApi, Route
 from infra.checks import acknowledge
+from infra.function_logs import LOG_RETENTION
 from infra.parameters import apply_condition
 
 # Stage-wide defaults; a user can raise them in the console or with a usage plan.
 THROTTLING_RATE_LIMIT = 50  # requests per second
 THROTTLING_BURST_LIMIT = 100
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 def access_log_format() -> str:
