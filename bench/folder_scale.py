@@ -118,7 +118,7 @@ def folder_figures(count: int) -> dict[str, float]:
 SEARCH = """
 import json, sys, time, tracemalloc
 import numpy as np
-from image_similarity.duplicates import find_groups
+from image_similarity.album.duplicates import find_groups
 n, dim, chunk = int(sys.argv[1]), 512, 10_000
 rng = np.random.default_rng(1)
 vectors = np.empty((n, dim), np.float32)

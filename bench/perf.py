@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import itertools
 
 import onnxruntime as ort
-from image_similarity.embedder import Embedder, ModelInfo
-from image_similarity.service import ImageSimilarityService
-from image_similarity.settings import MAX_BODY_BYTES, FetchSettings, _cpu_count
-from image_similarity.sources import ImageSource
+from image_similarity.core.embedder import Embedder, ModelInfo
+from image_similarity.core.service import ImageSimilarityService
+from image_similarity.core.settings import MAX_BODY_BYTES, FetchSettings, _cpu_count
+from image_similarity.sources.image_source import ImageSource
 from speed import coldstart, cost, footprint, report, server
 from speed.ours import Floor, OurStages
 from speed.reference import ReferencePipeline, reference_model

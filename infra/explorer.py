@@ -32,7 +32,7 @@ HANDLER = "image_similarity.adapters.explorer_lambda.handler"
 # Paths under functions/ that the explorer imports or serves; nothing else of the service goes into its zip.
 CODE_FILES = (
     "image_similarity/__init__.py",
-    "image_similarity/explorer.py",
+    "image_similarity/adapters/explorer_page.py",
     "image_similarity/openapi.json",
     "image_similarity/swagger_ui",
     "image_similarity/adapters/__init__.py",

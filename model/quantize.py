@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from image_similarity.images import to_model_input
+from image_similarity.core.images import to_model_input
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,

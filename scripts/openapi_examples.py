@@ -13,9 +13,9 @@ import base64
 import io
 import json
 
-from image_similarity.contract import OPENAPI_PATH
-from image_similarity.service import build_service
-from image_similarity.settings import Settings
+from image_similarity.core.contract import OPENAPI_PATH
+from image_similarity.core.service import build_service
+from image_similarity.core.settings import Settings
 from PIL import Image, ImageOps
 from skimage import data
 

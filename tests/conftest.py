@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import waitress.server
 from helpers import FileServer, encode
-from image_similarity.service import ImageSimilarityService, build_service
-from image_similarity.settings import FetchSettings, Settings
+from image_similarity.core.service import ImageSimilarityService, build_service
+from image_similarity.core.settings import FetchSettings, Settings
 from skimage import data
 
 

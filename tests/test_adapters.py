@@ -28,7 +28,7 @@ def lambda_with_test_service(monkeypatch, service):
 
 @pytest.fixture
 def cli_with_test_service(monkeypatch, service):
-    monkeypatch.setattr(cli, "default_service", lambda: service)
+    monkeypatch.setattr(cli.common, "default_service", lambda: service)
     return cli.main
 
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from helpers import b64, encode
-from image_similarity.service import similarity
-from image_similarity.settings import MAX_BODY_BYTES
+from image_similarity.core.service import similarity
+from image_similarity.core.settings import MAX_BODY_BYTES
 from PIL import Image
 
 

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import encode
 from image_similarity.adapters import cli
-from image_similarity.duplicates import find_groups, similar_pairs
-from image_similarity.vector_cache import VectorCache
+from image_similarity.album.duplicates import find_groups, similar_pairs
+from image_similarity.album.vector_cache import VectorCache
 from PIL import Image, ImageEnhance
 from skimage import data
 
@@ -67,7 +67,7 @@ def album(tmp_path_factory) -> tuple[Path, list[list[str]]]:
 @pytest.fixture
 def run_cli(monkeypatch, service, tmp_path):
     """The CLI on the session's service, with the cache under this test's tmp_path unless a test says otherwise."""
-    monkeypatch.setattr(cli, "default_service", lambda: service)
+    monkeypatch.setattr(cli.common, "default_service", lambda: service)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     return cli.main
 

@@ -6,8 +6,8 @@ import json
 import tracemalloc
 
 import pytest
-from image_similarity.contract import parse_request
-from image_similarity.errors import RequestError
+from image_similarity.core.contract import parse_request
+from image_similarity.core.errors import RequestError
 
 URL_LIMIT = 2048  # openapi.json, ImageUrl.maxLength
 

@@ -10,8 +10,8 @@ import pytest
 import requests
 import waitress.server
 from image_similarity.adapters import explorer_lambda
+from image_similarity.adapters.explorer_page import ASSETS_DIR, Explorer, ExplorerConfig
 from image_similarity.adapters.local_server import local_app
-from image_similarity.explorer import ASSETS_DIR, Explorer, ExplorerConfig
 
 HOST = "abc123.execute-api.eu-west-1.amazonaws.com"
 

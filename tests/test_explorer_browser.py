@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import waitress.server
 from helpers import free_port, wait_for_ping
+from image_similarity.adapters.explorer_page import ExplorerConfig
 from image_similarity.adapters.local_server import local_app
-from image_similarity.explorer import ExplorerConfig
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 from helpers import encode
-from image_similarity.errors import RequestError
-from image_similarity.images import open_checked, sniff_format, to_model_input
+from image_similarity.core.errors import RequestError
+from image_similarity.core.images import open_checked, sniff_format, to_model_input
 from PIL import Image
 
 SIZE = 224

@@ -12,11 +12,11 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from image_similarity.contract import openapi_document
-from image_similarity.errors import RequestError
-from image_similarity.service import ImageSimilarityService
-from image_similarity.settings import MAX_BODY_BYTES, FetchSettings
-from image_similarity.sources import ImageSource, decode_base64
+from image_similarity.core.contract import openapi_document
+from image_similarity.core.errors import RequestError
+from image_similarity.core.service import ImageSimilarityService
+from image_similarity.core.settings import MAX_BODY_BYTES, FetchSettings
+from image_similarity.sources.image_source import ImageSource, decode_base64
 from openapi_spec_validator import validate
 
 DOC = openapi_document()

@@ -10,10 +10,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from helpers import b64
-from image_similarity.errors import RequestError
-from image_similarity.http_fetch import fetch_http, is_public
-from image_similarity.settings import FetchSettings
-from image_similarity.sources import ImageSource, decode_base64
+from image_similarity.core.errors import RequestError
+from image_similarity.core.settings import FetchSettings
+from image_similarity.sources.http_fetch import fetch_http, is_public
+from image_similarity.sources.image_source import ImageSource, decode_base64
 from moto import mock_aws
 
 LOOPBACK_OK = FetchSettings(allow_loopback=True, total_timeout=3.0, read_timeout=1.0)

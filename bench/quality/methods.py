@@ -14,7 +14,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import onnxruntime as ort
-from image_similarity.images import to_model_input
+from image_similarity.core.images import to_model_input
 from PIL import Image
 
 TIMING_ROUNDS = 40

@@ -29,7 +29,7 @@ def peak_rss_mb() -> float:
 
 
 def child(bodies_path: str, warm: int, soak: int) -> None:
-    from image_similarity.service import default_service
+    from image_similarity.core.service import default_service
 
     bodies = Path(bodies_path).read_bytes().splitlines()
     service = default_service()

@@ -7,8 +7,8 @@ import io
 import time
 
 import numpy as np
-from image_similarity.embedder import Embedder
-from image_similarity.images import decode, square_pixels
+from image_similarity.core.embedder import Embedder
+from image_similarity.core.images import decode, square_pixels
 from PIL import Image
 
 

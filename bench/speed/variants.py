@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from image_similarity.embedder import ModelInfo
+from image_similarity.core.embedder import ModelInfo
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from bench.quality.__main__ import evaluate

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import urllib3
 
-from .image_files import is_url
+from image_similarity.album.image_files import is_url
 
 # API Gateway invoke URLs name their region: https://{api-id}.execute-api.{region}.amazonaws.com/{stage}/...
 EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", re.IGNORECASE)

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from image_similarity.service import build_service
-from image_similarity.settings import Settings
+from image_similarity.core.service import build_service
+from image_similarity.core.settings import Settings
 from PIL import Image
 from skimage import data
 

@@ -93,8 +93,8 @@ def _status_kb(field: str) -> int:
 
 
 def measure(folder: Path) -> None:
-    from image_similarity.service import build_service
-    from image_similarity.settings import Settings
+    from image_similarity.core.service import build_service
+    from image_similarity.core.settings import Settings
 
     service = build_service(Settings(threads=1))
     service.handle(body(png(64, 64)))  # warm the model so its first-run allocations are not charged to a bomb

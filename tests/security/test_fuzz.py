@@ -21,9 +21,9 @@ from helpers import b64, encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from image_similarity.adapters.wsgi import ServiceApp
-from image_similarity.service import ImageSimilarityService
-from image_similarity.settings import FetchSettings
-from image_similarity.sources import ImageSource
+from image_similarity.core.service import ImageSimilarityService
+from image_similarity.core.settings import FetchSettings
+from image_similarity.sources.image_source import ImageSource
 from PIL import Image
 
 FIELDS = ["url", "img", "url_1", "img_1", "url_2", "img_2"]

@@ -20,7 +20,7 @@ import requests
 from helpers import free_port
 from image_similarity.adapters.local_server import API_PATH, create_server, run_until_terminated
 from image_similarity.adapters.wsgi import ServiceApp
-from image_similarity.settings import MAX_BODY_BYTES
+from image_similarity.core.settings import MAX_BODY_BYTES
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 import requests
 from helpers import b64, free_port, wait_for_ping
 from image_similarity.adapters.local_server import API_PATH
-from image_similarity.settings import Settings
+from image_similarity.core.settings import Settings
 from test_local_server_limits import SlowImage, exchange
 
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 from helpers import b64
-from image_similarity import request_log
 from image_similarity.adapters import lambda_handler
 from image_similarity.adapters.local_server import API_PATH
 from image_similarity.adapters.wsgi import ServiceApp
+from image_similarity.core import request_log
 
 SECRET = "X-Amz-Signature=5ec12e7c0ffee&X-Amz-Credential=AKIAEXAMPLESECRET"
 COMMON = {"request_id", "method", "path", "status", "duration_ms", "body_bytes", "service", "level", "timestamp"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import bombs
 import pytest
-from image_similarity.settings import MAX_BODY_BYTES
+from image_similarity.core.settings import MAX_BODY_BYTES
 
 HERE = Path(__file__).resolve().parent
 # Refusals read headers only: a little more than the request's own JSON parse.

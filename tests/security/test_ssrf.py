@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import urllib3.util.connection
-from image_similarity.errors import RequestError
-from image_similarity.http_fetch import fetch_http
-from image_similarity.service import ImageSimilarityService
-from image_similarity.settings import FetchSettings
-from image_similarity.sources import ImageSource
+from image_similarity.core.errors import RequestError
+from image_similarity.core.service import ImageSimilarityService
+from image_similarity.core.settings import FetchSettings
+from image_similarity.sources.http_fetch import fetch_http
+from image_similarity.sources.image_source import ImageSource
 
 STRICT = FetchSettings(total_timeout=2.0, read_timeout=1.0)  # as deployed: loopback refused
 LOOPBACK_OK = FetchSettings(allow_loopback=True, total_timeout=2.0, read_timeout=1.0)

@@ -8,8 +8,8 @@ import json
 import time
 from typing import Any
 
-from ..request_log import log_request, request_id
-from ..service import Response, default_service
+from image_similarity.core.request_log import log_request, request_id
+from image_similarity.core.service import Response, default_service
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",

@@ -20,11 +20,11 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
-from ..explorer import Explorer, ExplorerConfig
-from ..request_log import log_request, request_id
-from ..service import ImageSimilarityService, Response, build_service
-from ..settings import MAX_BODY_BYTES, Settings, _cpu_count
-from .wsgi import ServiceApp
+from image_similarity.adapters.explorer_page import Explorer, ExplorerConfig
+from image_similarity.adapters.wsgi import ServiceApp
+from image_similarity.core.request_log import log_request, request_id
+from image_similarity.core.service import ImageSimilarityService, Response, build_service
+from image_similarity.core.settings import MAX_BODY_BYTES, Settings, _cpu_count
 
 API_PATH = "/image-similarity"
 # How long SIGTERM waits for requests in flight; SageMaker and ECS allow 30 s before SIGKILL.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .local_server import serve
+from image_similarity.adapters.local_server import serve
 
 DEFAULT_PORT = 8080
 

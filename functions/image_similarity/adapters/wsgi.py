@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.util import application_uri
 
-from ..explorer import Explorer, Page
-from ..request_log import log_request, request_id
-from ..service import ImageSimilarityService, Response
-from ..settings import MAX_BODY_BYTES
+from image_similarity.adapters.explorer_page import Explorer, Page
+from image_similarity.core.request_log import log_request, request_id
+from image_similarity.core.service import ImageSimilarityService, Response
+from image_similarity.core.settings import MAX_BODY_BYTES
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 EXPLORER_ROOT = "/api-explorer"

@@ -14,9 +14,9 @@ from typing import Any
 
 import jsonschema
 
-from .errors import bad_request
+from image_similarity.core.errors import bad_request
 
-OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+OPENAPI_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 SINGLE_SLOTS = (("url", "img"),)
 PAIR_SLOTS = (("url_1", "img_1"), ("url_2", "img_2"))
 HOW_TO = 'send {"url": ...} or {"img": ...} for one image, or url_1/img_1 and url_2/img_2 for two'

@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .service import Response
+from image_similarity.core.service import Response
 
 logger = Logger(service="image-similarity")
 # Anything from a scheme to the end of its host name; the path and query after it are dropped.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .duplicates import DuplicateGroup
-from .errors import RequestError
+from image_similarity.album.duplicates import DuplicateGroup
+from image_similarity.core.errors import RequestError
 
 THUMBNAIL_SIDE = 200
 STYLE = """

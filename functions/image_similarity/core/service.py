@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from .contract import parse_request
-from .embedder import Embedder, ModelInfo
-from .errors import RequestError
-from .images import to_model_input
-from .settings import MAX_BODY_BYTES, Settings
-from .sources import ImageSource, describe_input
+from image_similarity.core.contract import parse_request
+from image_similarity.core.embedder import Embedder, ModelInfo
+from image_similarity.core.errors import RequestError
+from image_similarity.core.images import to_model_input
+from image_similarity.core.settings import MAX_BODY_BYTES, Settings
+from image_similarity.sources.image_source import ImageSource, describe_input
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 OPENAPI_PATH = PACKAGE_DIR / "openapi.json"
 ASSETS_DIR = PACKAGE_DIR / "swagger_ui"  # vendored by scripts/vendor_swagger_ui.sh
 ASSETS = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bulk_embed import EmbedRun
+from image_similarity.album.bulk_embed import EmbedRun
 
 FORMATS = (".npy", ".jsonl", ".parquet")
 

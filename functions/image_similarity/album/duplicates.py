@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .settings import DUPLICATE_THRESHOLD
+from image_similarity.core.settings import DUPLICATE_THRESHOLD
 
 # Scores computed per block: 2**25 float32 = 128 MiB, whatever the number of images.
 BLOCK_ELEMENTS = 2**25

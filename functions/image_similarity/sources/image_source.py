@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import bad_request
-from .http_fetch import Resolver, fetch_http
-from .s3_fetch import fetch_s3
-from .settings import FetchSettings
+from image_similarity.core.errors import bad_request
+from image_similarity.core.settings import FetchSettings
+from image_similarity.sources.http_fetch import Resolver, fetch_http
+from image_similarity.sources.s3_fetch import fetch_s3
 
 DATA_URI = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 WHITESPACE = re.compile(r"\s+")

@@ -13,13 +13,13 @@ from typing import Protocol
 
 import numpy as np
 
-from .client import ImageSimilarityClient, ImageSimilarityError
-from .errors import RequestError
-from .image_files import is_url
-from .images import to_model_input
-from .service import ImageSimilarityService
-from .sources import ImageSource
-from .vector_cache import VectorCache, content_key
+from image_similarity.album.image_files import is_url
+from image_similarity.album.vector_cache import VectorCache, content_key
+from image_similarity.client import ImageSimilarityClient, ImageSimilarityError
+from image_similarity.core.errors import RequestError
+from image_similarity.core.images import to_model_input
+from image_similarity.core.service import ImageSimilarityService
+from image_similarity.sources.image_source import ImageSource
 
 DEFAULT_BATCH_SIZE = 32
 API_EMBEDDING_DIM = 512  # the API contract: `result` is 512 floats

@@ -6,8 +6,8 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from .errors import RequestError, bad_request, unusable_image
-from .settings import FetchSettings
+from image_similarity.core.errors import RequestError, bad_request, unusable_image
+from image_similarity.core.settings import FetchSettings
 
 # S3's bucket naming rules (lower case, 3-63 characters, no leading/trailing dot or dash).
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -17,8 +17,8 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from .errors import bad_request, unusable_image
-from .settings import FetchSettings
+from image_similarity.core.errors import bad_request, unusable_image
+from image_similarity.core.settings import FetchSettings
 
 Resolver = Callable[..., list]
 REDIRECTS = (301, 302, 303, 307, 308)

@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from .errors import unusable_image
-from .settings import MAX_IMAGE_SIDE, MAX_JPEG_SCANS
+from image_similarity.core.errors import unusable_image
+from image_similarity.core.settings import MAX_IMAGE_SIDE, MAX_JPEG_SCANS
 
 # Magic numbers of the formats the API accepts; Pillow is told to try only the one the content names.
 SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP"}

@@ -1,0 +1,3 @@
+from image_similarity.adapters.cli import main
+
+raise SystemExit(main())

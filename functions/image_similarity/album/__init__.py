@@ -1,0 +1,1 @@
+"""Folders of local images: walking them, the vector cache, vector files, duplicates and their report."""
