@@ -19,7 +19,7 @@ from base64 import b64encode
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 
 def body(image: bytes) -> bytes:
@@ -68,6 +68,32 @@ def ztxt_bomb() -> bytes:
     return png(64, 64, extra=png_chunk(b"zTXt", b"comment\x00\x00" + text))
 
 
+def saved(image: Image.Image, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG", **options)
+    return out.getvalue()
+
+
+def palette_with_transparency(rotated: bool = False, text_chunks: int = 0) -> bytes:
+    """A 4096 px palette PNG whose index 0 is transparent: a few KB that every RGB conversion multiplies by 4 to 12.
+    `rotated` adds an EXIF orientation (6: turn 90 degrees), `text_chunks` zTXt chunks of 1 MB each inflated."""
+    image = Image.new("P", (4096, 4096), 0)
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    image.paste(1, (0, 0, 2048, 4096))
+    info = PngImagePlugin.PngInfo()
+    for i in range(text_chunks):
+        info.add_text(f"note{i}", "x" * (1024 * 1024 - 16), zip=True)
+    exif = Image.Exif()
+    if rotated:
+        exif[0x0112] = 6
+    return saved(image, transparency=0, pnginfo=info, exif=exif)
+
+
+def flat(mode: str, colour: int | tuple) -> bytes:
+    """A 4096 px PNG of one colour in `mode` (RGBA, LA, I;16): all compress to a few KB."""
+    return saved(Image.new(mode, (4096, 4096), colour))
+
+
 def nested_json(depth: int) -> bytes:
     return b'{"url": ' + b"[" * depth + b"]" * depth + b"}"
 
@@ -82,6 +108,12 @@ BOMBS: dict[str, Callable[[], bytes]] = {
     "png_decompression_bomb_8192_px": lambda: body(png(8192, 8192)),
     "png_text_chunk_bomb": lambda: body(ztxt_bomb()),
     "png_4096_px_zeros_within_limits": lambda: body(png(4096, 4096, colour_type=2)),
+    "palette_4096_px_transparent": lambda: body(palette_with_transparency()),
+    "palette_4096_px_transparent_rotated_with_text": lambda: body(palette_with_transparency(True, 1)),
+    "palette_4096_px_text_over_2_mb": lambda: body(palette_with_transparency(False, 3)),
+    "rgba_4096_px": lambda: body(flat("RGBA", (10, 20, 30, 128))),
+    "la_4096_px": lambda: body(flat("LA", (10, 128))),
+    "grey_16_bit_4096_px": lambda: body(flat("I;16", 40000)),
     "body_over_6_mb": lambda: json.dumps({"img": "A" * (6 * 1024 * 1024)}).encode(),
     "json_nested_100000_deep": lambda: b"[" * 100_000 + b"]" * 100_000,
     "json_nested_in_a_field": lambda: nested_json(50_000),

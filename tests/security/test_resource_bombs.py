@@ -94,3 +94,20 @@ def test_bomb_compressible_image_inside_the_limits_is_answered_in_bounded_memory
     assert result["status"] == 200, result
     assert result["peak_growth_mb"] < ACCEPTED_PEAK_MB, result
     assert result["seconds"] < 5.0, result
+
+
+# The decoded image itself is the one full-size copy: 4096 x 4096 is 16 MB as a palette, 32 MB as LA or 16-bit grey,
+# 64 MB as RGBA. Converted whole, these peaked at 176-228 MB.
+CONVERTED_PEAK_MB = 100
+
+
+@pytest.mark.parametrize("name", ["palette_4096_px_transparent", "palette_4096_px_transparent_rotated_with_text",
+                                  "rgba_4096_px", "la_4096_px", "grey_16_bit_4096_px"])
+def test_bomb_image_needing_a_mode_conversion_is_converted_in_bands(measured, name):
+    result = measured[name]
+    assert result["status"] == 200, result
+    assert result["peak_growth_mb"] < CONVERTED_PEAK_MB, result
+
+
+def test_bomb_png_text_chunks_over_2_mb_in_all(measured):
+    refused(measured, "palette_4096_px_text_over_2_mb", 422, "text chunks")

@@ -9,8 +9,9 @@ from typing import Any
 from wsgiref.util import application_uri
 
 from image_similarity.adapters.explorer_page import Explorer, Page
+from image_similarity.core.errors import body_too_large
 from image_similarity.core.request_log import log_request, request_id
-from image_similarity.core.service import ImageSimilarityService, Response
+from image_similarity.core.service import ImageSimilarityService, Response, error_response
 from image_similarity.core.settings import MAX_BODY_BYTES
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -53,7 +54,7 @@ class ServiceApp:
         if not length.isdigit():
             return _error(400, "invalid Content-Length header")
         if int(length) > MAX_BODY_BYTES:
-            return _error(413, f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead")
+            return error_response(body_too_large())
         return self.service.handle(environ["wsgi.input"].read(int(length)))
 
     def _send(self, response: Response, start_response: StartResponse) -> list[bytes]:

@@ -14,12 +14,17 @@ from typing import Any
 
 import jsonschema
 
-from image_similarity.core.errors import bad_request
+from image_similarity.core.errors import bad_request, reason
 
 OPENAPI_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 SINGLE_SLOTS = (("url", "img"),)
 PAIR_SLOTS = (("url_1", "img_1"), ("url_2", "img_2"))
 HOW_TO = 'send {"url": ...} or {"img": ...} for one image, or url_1/img_1 and url_2/img_2 for two'
+# The one list of URL schemes the API fetches; `sources` dispatches on the same names.
+URL_SCHEMES = ("http", "https", "s3")
+URL_FORM = "an http://, https:// or s3:// URL"
+# Field names are the caller's text: messages quote a few, cut short.
+QUOTED_NAMES, QUOTED_NAME_CHARS = 5, 40
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,10 @@ def parse_request(body: bytes | str) -> ImageRequest:
         payload = json.loads(body)
     except RecursionError as exc:
         raise bad_request(f"the request body is nested too deeply to be a request; {HOW_TO}") from exc
-    except ValueError as exc:
-        raise bad_request(f"the request body is not valid JSON ({_short(exc)}); {HOW_TO}") from exc
+    except json.JSONDecodeError as exc:  # its text names a position, never the body's content
+        raise bad_request(f"the request body is not valid JSON ({exc.msg} at character {exc.pos}); {HOW_TO}") from exc
+    except ValueError as exc:  # bytes that are not UTF-8
+        raise bad_request(f"the request body is not valid JSON ({reason(exc)}); {HOW_TO}") from exc
     validator = request_validator()
     if not validator.is_valid(stand_in := _cut_long_strings(payload)):
         raise bad_request(explain(payload) or _first_schema_error(validator, stand_in))
@@ -93,11 +100,11 @@ def explain(payload: Any) -> str | None:
     fields = set(payload)
     known = {f for slot in SINGLE_SLOTS + PAIR_SLOTS for f in slot}
     if unknown := sorted(fields - known):
-        return f"unknown field(s) {', '.join(unknown)}; {HOW_TO}"
+        return f"unknown field(s) {_quote_names(unknown)}; {HOW_TO}"
     single = fields & set(SINGLE_SLOTS[0])
     pair = fields - single
     if single and pair:
-        return f"fields {', '.join(sorted(fields))} mix the one-image and two-image modes; {HOW_TO}"
+        return f"fields {_quote_names(sorted(fields))} mix the one-image and two-image modes; {HOW_TO}"
     if not fields:
         return f"the request body is empty; {HOW_TO}"
     for slot in PAIR_SLOTS if pair else SINGLE_SLOTS:
@@ -112,17 +119,22 @@ def explain(payload: Any) -> str | None:
             return f"`{name}` must be a string"
         if not value:
             return f"`{name}` is empty"
-        if name.startswith("url") and not value.lower().startswith(("http://", "https://", "s3://")):
-            return f"`{name}` must be an http://, https:// or s3:// URL"
+        if name.startswith("url") and value.split(":", 1)[0].lower() not in URL_SCHEMES:
+            return f"`{name}` must be {URL_FORM}"
     return None
 
 
 def _first_schema_error(validator: jsonschema.protocols.Validator, payload: Any) -> str:
+    """Says which rule failed where, never the value: jsonschema's own message quotes it, and a URL's query string
+    can hold credentials."""
     error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
-    where = "/".join(str(p) for p in error.absolute_path) or "body"
-    return f"invalid request ({where}): {_short(error)}"
+    where = _quote_names(str(p) for p in error.absolute_path) or "body"
+    if error.validator == "maxLength":
+        return f"invalid request: {where} is longer than {error.validator_value} characters"
+    return f"invalid request: {where} does not satisfy the schema's `{error.validator}` rule; {HOW_TO}"
 
 
-def _short(exc: Exception) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return text[:200]
+def _quote_names(names: Iterator[str] | list[str]) -> str:
+    names = list(names)
+    quoted = ", ".join(repr(name[:QUOTED_NAME_CHARS]) for name in names[:QUOTED_NAMES])
+    return quoted + (f" and {len(names) - QUOTED_NAMES} more" if len(names) > QUOTED_NAMES else "")

@@ -1,6 +1,17 @@
-"""The one exception type the core raises for requests it cannot serve; adapters turn it into a 4xx JSON answer."""
+"""The one exception type the core raises for requests it cannot serve, and the messages written in more than one
+place; adapters turn a RequestError into a 4xx JSON answer."""
 
 from __future__ import annotations
+
+import re
+
+from image_similarity.core.settings import MAX_BODY_BYTES
+
+# Library messages may name an object by its heap address (`<_io.BytesIO object at 0x7f...>`) or quote bytes a
+# remote host sent (an SSH banner): neither belongs in an answer.
+HEAP_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+REASON_CHARS = 200
 
 
 class RequestError(Exception):
@@ -19,3 +30,18 @@ def bad_request(message: str) -> RequestError:
 def unusable_image(message: str) -> RequestError:
     """The request is well-formed but the image it names cannot be fetched or decoded."""
     return RequestError(422, message)
+
+
+def body_too_large() -> RequestError:
+    return RequestError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead")
+
+
+def bucket_not_allowed(bucket: str) -> RequestError:
+    """`bucket` has passed S3's naming rules, so it is safe to quote."""
+    return RequestError(403, f"bucket {bucket!r} is not in this deployment's allowed S3 buckets")
+
+
+def reason(exc: BaseException) -> str:
+    """A library exception's text, short, printable and without heap addresses, for a message or the log."""
+    text = UNPRINTABLE.sub(" ", HEAP_ADDRESS.sub("", str(exc))).strip() or type(exc).__name__
+    return text[:REASON_CHARS]

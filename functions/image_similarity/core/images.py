@@ -8,9 +8,9 @@ import re
 import warnings
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image, PngImagePlugin
 
-from image_similarity.core.errors import unusable_image
+from image_similarity.core.errors import reason, unusable_image
 from image_similarity.core.settings import MAX_IMAGE_SIDE, MAX_JPEG_SCANS
 
 # Magic numbers of the formats the API accepts; Pillow is told to try only the one the content names.
@@ -20,6 +20,16 @@ WHITE = (255, 255, 255)
 # anything else starts the next marker.
 NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 SOS, EOI = 0xDA, 0xD9
+# Rows converted at a time: a mode conversion copies one band, never the whole image (a 4096 px palette PNG with
+# transparency peaked at 224 MB converted whole).
+BAND_ROWS = 256
+# EXIF orientation -> the transposition that makes the image upright (EXIF 2.32, tag 0x0112).
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+# PNG text chunks (tEXt, zTXt, iTXt) are metadata the model never sees: Pillow allows 64 MB of them per image.
+# Each chunk keeps Pillow's own 1 MB cap (an ICC profile shares it).
+PngImagePlugin.MAX_TEXT_MEMORY = 2 * PngImagePlugin.MAX_TEXT_CHUNK
 
 
 def sniff_format(data: bytes) -> str:
@@ -39,9 +49,9 @@ def open_checked(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:  # Pillow's own guard fires first for absurd sizes
-        raise unusable_image(f"image is far larger than {max_side} x {max_side} px: {_reason(exc)}") from exc
+        raise unusable_image(f"image is far larger than {max_side} x {max_side} px: {reason(exc)}") from exc
     except Exception as exc:  # Pillow raises many types for corrupt headers; all mean "not a valid image"
-        raise unusable_image(f"the {fmt} image header could not be read: {_reason(exc)}") from exc
+        raise unusable_image(f"the {fmt} image header could not be read: {reason(exc)}") from exc
     width, height = image.size
     if max(width, height) > max_side:
         raise unusable_image(
@@ -84,7 +94,8 @@ def to_model_input(data: bytes, size: int, max_side: int = MAX_IMAGE_SIDE) -> np
 
 
 def decode(data: bytes, size: int, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
-    """Decode to upright RGB; a JPEG at the smallest 1/2, 1/4 or 1/8 scale whose sides both stay >= size."""
+    """Decode to upright RGB; a JPEG at the smallest 1/2, 1/4 or 1/8 scale whose sides both stay >= size, other
+    formats not in RGB reduced by the largest whole factor that keeps both sides >= size while they are converted."""
     image = open_checked(data, max_side)
     fmt = image.format
     try:
@@ -94,11 +105,25 @@ def decode(data: bytes, size: int, max_side: int = MAX_IMAGE_SIDE) -> Image.Imag
                 # The resize to `size` discards the rest anyway; the DCT skips it at a fraction of the cost.
                 image.draft(image.mode, (size, size))
             image.load()
-            if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-                image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            image = image if image.mode == "RGB" else flatten(image, size)
+            # Turned after the reduction: the same pixels, a smaller copy.
+            return image.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else image
     except Exception as exc:  # truncated or corrupt pixel data
-        raise unusable_image(f"the {fmt} image could not be decoded: {_reason(exc)}") from exc
+        raise unusable_image(f"the {fmt} image could not be decoded: {reason(exc)}") from exc
+
+
+def flatten(image: Image.Image, size: int) -> Image.Image:
+    """RGB on white, reduced by the largest whole factor that keeps both sides >= `size`, converted one band of rows
+    at a time: the only full-size copy is the decoded image itself."""
+    width, height = image.size
+    factor = max(1, min(width, height) // size)
+    rows = factor * max(1, BAND_ROWS // factor)  # whole reduction blocks per band
+    flat = Image.new("RGB", (-(-width // factor), -(-height // factor)), WHITE)
+    for top in range(0, height, rows):
+        band = to_rgb(image.crop((0, top, width, min(height, top + rows))))
+        flat.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
+    return flat
 
 
 def square_pixels(image: Image.Image, size: int) -> np.ndarray:
@@ -121,7 +146,3 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return canvas
     return image if image.mode == "RGB" else image.convert("RGB")
 
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text[:200]

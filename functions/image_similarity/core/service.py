@@ -12,7 +12,7 @@ import numpy as np
 
 from image_similarity.core.contract import parse_request
 from image_similarity.core.embedder import Embedder, ModelInfo
-from image_similarity.core.errors import RequestError
+from image_similarity.core.errors import RequestError, body_too_large
 from image_similarity.core.images import to_model_input
 from image_similarity.core.settings import MAX_BODY_BYTES, Settings
 from image_similarity.sources.image_source import ImageSource, describe_input
@@ -27,6 +27,10 @@ class Response:
     status: int
     body: dict[str, Any]
     facts: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def error_response(exc: RequestError, facts: dict[str, Any] | None = None) -> Response:
+    return Response(exc.status, {"message": exc.message}, facts or {})
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -51,7 +55,7 @@ class ImageSimilarityService:
         try:
             return Response(200, self._answer(body, facts), facts)
         except RequestError as exc:
-            return Response(exc.status, {"message": exc.message}, facts)
+            return error_response(exc, facts)
         except Exception:  # a fault of ours (model, runtime): log it, tell the client nothing internal
             log.exception("request failed")
             return Response(500, {"message": "internal error: the service could not process the request"}, facts)
@@ -66,7 +70,7 @@ class ImageSimilarityService:
         if body is None or len(body) == 0:
             raise RequestError(400, 'the request body is empty: send JSON such as {"url": "https://..."}')
         if len(body) > MAX_BODY_BYTES:
-            raise RequestError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes; send a URL instead")
+            raise body_too_large()
         request = parse_request(body)
         facts["inputs"] = [describe_input(name, value) for name, value in request.images]
         start = time.perf_counter()
