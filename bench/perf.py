@@ -26,7 +26,7 @@ import itertools
 import onnxruntime as ort
 from image_similarity.core.embedder import Embedder, ModelInfo
 from image_similarity.core.service import ImageSimilarityService
-from image_similarity.core.settings import MAX_BODY_BYTES, FetchSettings, _cpu_count
+from image_similarity.core.settings import MAX_BODY_BYTES, FetchSettings, cpu_count
 from image_similarity.sources.image_source import ImageSource
 from speed import coldstart, cost, footprint, report, server
 from speed.ours import Floor, OurStages
@@ -41,7 +41,7 @@ COST_SAMPLE = "1920 px JPEG"
 SERVER_SAMPLE = "1920 px JPEG"
 # (worker processes, waitress threads in each, ONNX Runtime threads per request; None = the service's default, the
 # CPUs divided among the workers). The last is `image-similarity serve`'s default: one worker per CPU.
-SERVER_CONFIGS = ((1, 4, None), (1, 4, 1), (_cpu_count(), 4, None))
+SERVER_CONFIGS = ((1, 4, None), (1, 4, 1), (cpu_count(), 4, None))
 CLIENTS = (1, 4, 16)
 
 
@@ -111,7 +111,7 @@ def mixed_bodies(samples: list[Sample]) -> list[bytes]:
 def machine() -> dict[str, object]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
-    return {"cpu": model, "cpus_available": _cpu_count(), "python": platform.python_version(),
+    return {"cpu": model, "cpus_available": cpu_count(), "python": platform.python_version(),
             "onnxruntime": ort.__version__, "platform": platform.platform()}
 
 
@@ -121,7 +121,7 @@ def run(quick: bool) -> dict:
     bodies = images.pop("bodies")
     with tempfile.TemporaryDirectory() as tmp:
         memory = coldstart.measure(bodies, Path(tmp), warm=10 if quick else 100, soak=10 if quick else 1000,
-                                   threads=_cpu_count())
+                                   threads=cpu_count())
         cold_1_thread = min(coldstart.measure(bodies[:1], Path(tmp), 0, 0, 1)["cold_start_s"]
                             for _ in range(1 if quick else 3))
     sample = next(s for s in make_samples() if s.name == SERVER_SAMPLE)

@@ -18,7 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 from helpers import free_port
-from image_similarity.adapters.local_server import API_PATH, create_server, run_until_terminated
+from image_similarity.adapters.http_server import create_server
+from image_similarity.adapters.local_server import API_PATH
+from image_similarity.adapters.shutdown import run_until_terminated
 from image_similarity.adapters.wsgi import ServiceApp
 from image_similarity.core.settings import MAX_BODY_BYTES
 

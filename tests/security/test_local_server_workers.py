@@ -1,11 +1,12 @@
 """`image-similarity serve --workers 2`: worker processes on one listening socket answer the API and waitress's own
-errors as JSON, finish their requests in flight on SIGTERM, and a worker that dies takes the server down whole."""
+errors as JSON, finish their requests in flight on SIGTERM; a worker that dies is replaced, and workers that cannot
+start at all make the server exit with an error."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,8 @@ import pytest
 import requests
 from helpers import b64, free_port, wait_for_ping
 from image_similarity.adapters.local_server import API_PATH
+from image_similarity.adapters.supervisor import bind, run_workers
+from image_similarity.core.embedder import Embedder, ModelError, ModelInfo
 from image_similarity.core.settings import Settings
 from test_local_server_limits import SlowImage, exchange
 
@@ -95,14 +98,35 @@ def test_sigterm_to_the_parent_finishes_requests_in_flight_in_every_worker(worke
         images.server_close()
 
 
-def test_a_worker_that_dies_stops_the_server_with_an_error(workers):
+def test_a_worker_killed_as_the_oom_killer_would_is_replaced(workers, cat_jpeg):
     server, port = workers
     first, second = children(server.pid)
     os.kill(first, signal.SIGKILL)
-    assert server.wait(timeout=20) == 1
-    assert not Path(f"/proc/{second}").exists()
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (len(children(server.pid)) < 2 or first in children(server.pid)):
+        time.sleep(0.1)
+    assert first not in children(server.pid) and len(children(server.pid)) == 2
+    assert second in children(server.pid)
+    base = f"http://127.0.0.1:{port}"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: requests.post(base + API_PATH, json={"img": b64(cat_jpeg)}, timeout=30),
+                                range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert server.poll() is None
+
+
+def test_workers_that_cannot_start_make_the_supervisor_give_up():
+    sock = bind("127.0.0.1", 0)
+    started = time.monotonic()
+    assert run_workers(lambda: sys.exit(3), 2, sock) == 1  # as a worker whose model fails its sha256 check does
+    assert time.monotonic() - started < 20
+    assert sock.fileno() == -1
+
+
+def test_the_service_refuses_a_model_whose_sha256_does_not_match():
+    info = ModelInfo.load()
+    with pytest.raises(ModelError, match="sha256"):
+        Embedder(dataclasses.replace(info, sha256="0" * 64))
 
 
 def test_workers_share_the_cpus_for_the_model_unless_told_otherwise():

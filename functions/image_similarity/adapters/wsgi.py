@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,21 +17,28 @@ from image_similarity.core.settings import MAX_BODY_BYTES
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 EXPLORER_ROOT = "/api-explorer"
+# A Host header is a name or an address and a port: the explorer writes it into the OpenAPI document it serves.
+HOST_HEADER = re.compile(r"^(?:(?P<name>[A-Za-z0-9._-]{1,253})|\[(?P<v6>[0-9A-Fa-f:.]{2,45})\])(?::[0-9]{1,5})?$")
 REASONS = {200: "OK", 308: "Permanent Redirect", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error"}
 
 
 class ServiceApp:
     """`POST <predict_path>` runs the API; `GET /ping` answers 200 (the service is built before serving);
-    with an `explorer`, `GET /api-explorer/` serves the API Explorer."""
+    with an `explorer`, `GET /api-explorer/` serves the API Explorer. With `hosts`, requests naming another Host are
+    refused."""
 
-    def __init__(self, service: ImageSimilarityService, predict_path: str, explorer: Explorer | None = None):
+    def __init__(self, service: ImageSimilarityService, predict_path: str, explorer: Explorer | None = None,
+                 hosts: frozenset[str] | None = None):
         self.service = service
         self.predict_path = predict_path
         self.explorer = explorer
+        self.hosts = hosts
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if refusal := self._check_host(environ.get("HTTP_HOST")):
+            return self._send(refusal, start_response)
         if self.explorer and method in ("GET", "HEAD") and (path + "/").startswith(EXPLORER_ROOT + "/"):
             page = self.explorer.get(path.removeprefix(EXPLORER_ROOT), application_uri(environ).rstrip("/"))
             return self._send_page(page, start_response)
@@ -41,6 +49,17 @@ class ServiceApp:
         else:
             response = _error(404, f"no such path {path}; POST JSON to {self.predict_path}")
         return self._send(response, start_response)
+
+    def _check_host(self, header: str | None) -> Response | None:
+        if header is None:  # HTTP/1.0 without Host: the server's own name is used
+            return None
+        form = HOST_HEADER.match(header)
+        if form is None:
+            return _error(400, "the Host header is not a host name or address with an optional port")
+        name = (form["name"] or form["v6"]).lower().rstrip(".")
+        if self.hosts is not None and name not in self.hosts:
+            return _error(403, "this server does not answer to that Host name; see IMAGE_SIMILARITY_ALLOWED_HOSTS")
+        return None
 
     def _predict(self, environ: dict[str, Any]) -> Response:
         start = time.perf_counter()

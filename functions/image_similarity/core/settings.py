@@ -19,7 +19,7 @@ MAX_FETCH_BYTES = 50 * 1024 * 1024
 DUPLICATE_THRESHOLD = 0.79
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -31,7 +31,7 @@ def _default_threads(env: dict[str, str]) -> int:
     memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     if memory and memory.isdigit():
         return max(1, min(6, -(-int(memory) // 1769)))
-    return _cpu_count()
+    return cpu_count()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,90 @@
+"""Worker processes on one listening socket, kept at full strength: a worker that dies (the OOM killer, a crash) is
+replaced, and SIGTERM or SIGINT is passed on to every worker, which finishes its requests in flight."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+# More deaths than workers within this window means they cannot start (a bad model file, a taken port): give up
+# rather than restart them for ever.
+CRASH_WINDOW_SECONDS = 60.0
+log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bound, not yet listening: connections are refused, not queued, until a worker has its model and listens."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    return sock
+
+
+def run_workers(work: Callable[[], None], count: int, sock: socket.socket) -> int:
+    """Run `work` in `count` processes that inherit `sock`, replacing any that exits by itself, until SIGTERM or
+    SIGINT. Returns 0 if every worker stopped cleanly when told, 1 if they kept dying and the supervisor gave up."""
+    # fork: the workers inherit the bound socket; this process has started no threads and loaded no model.
+    context = multiprocessing.get_context("fork")
+    told = threading.Event()
+    processes: dict[int, multiprocessing.Process] = {}
+    deaths: list[float] = []
+
+    def start(slot: int) -> None:
+        process = context.Process(target=_worker, args=(work,), name=f"worker-{slot}")
+        process.start()
+        processes[slot] = process
+
+    def stop_all() -> None:
+        for process in processes.values():
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    def on_signal(*_: object) -> None:
+        told.set()
+        stop_all()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    gave_up = False
+    try:
+        for slot in range(count):
+            start(slot)
+        while not told.is_set():
+            multiprocessing.connection.wait([p.sentinel for p in processes.values()], timeout=1.0)
+            for slot, process in list(processes.items()):
+                if process.is_alive() or told.is_set():
+                    continue
+                now = time.monotonic()
+                deaths[:] = [t for t in deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
+                if len(deaths) > count:
+                    log.error("workers keep exiting (%d in %.0f s); stopping", len(deaths), CRASH_WINDOW_SECONDS)
+                    gave_up = True
+                    told.set()
+                    stop_all()
+                    break
+                log.error("worker %d (pid %d) exited with %s; starting a new one", slot, process.pid,
+                          process.exitcode)
+                start(slot)
+        for process in processes.values():
+            process.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sock.close()
+    return 0 if not gave_up and all(p.exitcode == 0 for p in processes.values()) else 1
+
+
+def _worker(work: Callable[[], None]) -> None:
+    # The handlers inherited from the parent would signal the other workers. Until run_until_terminated installs its
+    # own, a signal ends a worker that has nothing in flight yet.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    work()
