@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import urllib3.util.connection
 from image_similarity.core.errors import RequestError
 from image_similarity.core.service import ImageSimilarityService
 from image_similarity.core.settings import FetchSettings
@@ -41,19 +40,6 @@ def table_resolver(table: dict[str, list[str]], calls: list[str] | None = None):
         ]
 
     return resolve
-
-
-@pytest.fixture
-def connections(monkeypatch) -> list[tuple[str, int]]:
-    """Records every outgoing connection urllib3 attempts and refuses it, so none can leave the machine."""
-    seen: list[tuple[str, int]] = []
-
-    def refuse(address, *args, **kwargs):
-        seen.append(address)
-        raise ConnectionRefusedError(f"test connection recorder refused {address}")
-
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", refuse)
-    return seen
 
 
 def refused(url: str, settings: FetchSettings = STRICT, resolver=numeric_only) -> RequestError:
@@ -161,10 +147,10 @@ def test_ssrf_dns_rebinding_connects_to_the_checked_address(connections):
 @pytest.mark.parametrize(
     "url, words",
     [
-        ("file:///etc/passwd", "scheme 'file'"),
-        ("ftp://example.com/cat.jpg", "scheme 'ftp'"),
-        ("gopher://127.0.0.1:6379/_FLUSHALL", "scheme 'gopher'"),
-        ("dict://127.0.0.1:11211/stat", "scheme 'dict'"),
+        ("file:///etc/passwd", "scheme is not supported"),
+        ("ftp://example.com/cat.jpg", "scheme is not supported"),
+        ("gopher://127.0.0.1:6379/_FLUSHALL", "scheme is not supported"),
+        ("dict://127.0.0.1:11211/stat", "scheme is not supported"),
         ("http://a@127.0.0.1/", "credentials"),
         ("http://images.example.com@127.0.0.1/", "credentials"),
         ("http://user:pass@images.example.com/", "credentials"),

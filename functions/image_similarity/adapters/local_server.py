@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import replace
 
 from image_similarity.adapters.explorer_page import Explorer, ExplorerConfig
 from image_similarity.adapters.http_server import create_server
@@ -14,7 +15,7 @@ from image_similarity.adapters.shutdown import run_until_terminated
 from image_similarity.adapters.supervisor import bind, run_workers
 from image_similarity.adapters.wsgi import ServiceApp
 from image_similarity.core.service import ImageSimilarityService, build_service
-from image_similarity.core.settings import Settings, cpu_count
+from image_similarity.core.settings import Settings, cpu_count, server_fetch_limits
 
 API_PATH = "/image-similarity"
 # Host names a loopback server answers to: a web page that makes a browser post to it under its own name (DNS
@@ -68,7 +69,8 @@ def serve_one(
     sock: socket.socket | None = None, workers: int = 1,
 ) -> None:
     # The model is loaded before listening, so /ping is only up once it can answer.
-    service = build_service(Settings.from_env(processes=workers))
+    settings = Settings.from_env(processes=workers)
+    service = build_service(replace(settings, fetch=server_fetch_limits(settings.fetch, threads)))
     if predict_path == API_PATH:
         app = local_app(service, explorer or ExplorerConfig.from_env(), allowed_hosts(host))
         log.info("API Explorer on http://%s:%d/api-explorer/ (%s)", host, port, app.explorer.config.authorization)

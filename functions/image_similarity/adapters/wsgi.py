@@ -20,7 +20,8 @@ EXPLORER_ROOT = "/api-explorer"
 # A Host header is a name or an address and a port: the explorer writes it into the OpenAPI document it serves.
 HOST_HEADER = re.compile(r"^(?:(?P<name>[A-Za-z0-9._-]{1,253})|\[(?P<v6>[0-9A-Fa-f:.]{2,45})\])(?::[0-9]{1,5})?$")
 REASONS = {200: "OK", 308: "Permanent Redirect", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+           405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity", 429: "Too Many Requests",
+           500: "Internal Server Error"}
 
 
 class ServiceApp:

@@ -15,21 +15,23 @@ REASON_CHARS = 200
 
 
 class RequestError(Exception):
-    """A client-side problem: `status` is the HTTP status (4xx), `message` says what is wrong and how to fix it."""
+    """A client-side problem: `status` is the HTTP status (4xx), `message` says what is wrong and how to fix it;
+    `detail`, for the request log only, says what happened when the message may not (how a fetch failed)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, detail: str = ""):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.detail = detail
 
 
 def bad_request(message: str) -> RequestError:
     return RequestError(400, message)
 
 
-def unusable_image(message: str) -> RequestError:
+def unusable_image(message: str, detail: str = "") -> RequestError:
     """The request is well-formed but the image it names cannot be fetched or decoded."""
-    return RequestError(422, message)
+    return RequestError(422, message, detail)
 
 
 def body_too_large() -> RequestError:

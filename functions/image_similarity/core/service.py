@@ -30,7 +30,8 @@ class Response:
 
 
 def error_response(exc: RequestError, facts: dict[str, Any] | None = None) -> Response:
-    return Response(exc.status, {"message": exc.message}, facts or {})
+    facts = {**(facts or {}), **({"detail": exc.detail} if exc.detail else {})}
+    return Response(exc.status, {"message": exc.message}, facts)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -74,7 +75,7 @@ class ImageSimilarityService:
         request = parse_request(body)
         facts["inputs"] = [describe_input(name, value) for name, value in request.images]
         start = time.perf_counter()
-        images = [self.source.read(name, value) for name, value in request.images]
+        images = self.source.read_all(request.images)
         facts["read_ms"] = round((time.perf_counter() - start) * 1000, 1)
         vectors = self.embed_images(images)
         facts["embed_ms"] = round((time.perf_counter() - start) * 1000 - facts["read_ms"], 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # AWS Lambda's synchronous invocation payload limit; local servers enforce the same so behaviour matches.
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -43,8 +43,18 @@ class FetchSettings:
     total_timeout: float = 10.0
     max_bytes: int = MAX_FETCH_BYTES
     max_redirects: int = 3
+    # URLs fetched at once per process (None: no limit), and how long a request waits for a turn (None: as long as
+    # it takes). The HTTP server sets both (server_fetch_limits); the CLI and Lambda (one request at a time) do not.
+    concurrent_fetches: int | None = None
+    slot_wait: float | None = None
     allow_loopback: bool = False
     allowed_buckets: frozenset[str] = frozenset()
+
+
+def server_fetch_limits(fetch: FetchSettings, threads: int) -> FetchSettings:
+    """One fewer fetch than a server worker has threads (4 by default), so requests carrying their image inline are
+    still served while slow origins hold the rest; at least 2. A URL request waits 2 s at most for its turn."""
+    return replace(fetch, concurrent_fetches=max(2, threads - 1), slot_wait=2.0)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ import base64
 import binascii
 import re
 import socket
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from image_similarity.core.errors import bad_request
+from image_similarity.core.contract import URL_FORM, URL_SCHEMES
+from image_similarity.core.errors import RequestError, bad_request
 from image_similarity.core.settings import FetchSettings
 from image_similarity.sources.http_fetch import Resolver, fetch_http
 from image_similarity.sources.s3_fetch import fetch_s3
@@ -71,18 +74,41 @@ def describe_input(field_name: str, value: str) -> dict[str, Any]:
 
 @dataclass
 class ImageSource:
-    """Turns one request field into the image's bytes. The resolver and S3 client are swappable for tests."""
+    """Turns request fields into the images' bytes. The resolver and S3 client are swappable for tests.
+
+    Fetching can have its own capacity: at most `settings.concurrent_fetches` URLs at once, so slow origins cannot
+    hold every thread of a server; a request that finds no free slot within `settings.slot_wait` gets a 429."""
 
     settings: FetchSettings = field(default_factory=FetchSettings)
     resolver: Resolver = socket.getaddrinfo
     s3_client: object | None = None
+    slots: threading.BoundedSemaphore | None = field(init=False, repr=False)
 
-    def read(self, field_name: str, value: str) -> bytes:
+    def __post_init__(self) -> None:
+        limit = self.settings.concurrent_fetches
+        self.slots = threading.BoundedSemaphore(limit) if limit else None
+
+    def read_all(self, images: tuple[tuple[str, str], ...]) -> list[bytes]:
+        """Every image of one request; their URLs share one deadline (a pair takes no longer than one image)."""
+        deadline = time.monotonic() + self.settings.total_timeout
+        return [self.read(name, value, deadline) for name, value in images]
+
+    def read(self, field_name: str, value: str, deadline: float | None = None) -> bytes:
         if field_name.startswith("img"):
             return decode_base64(value, field_name)
         scheme = value.split(":", 1)[0].lower()
-        if scheme in ("http", "https"):
-            return fetch_http(value, self.settings, self.resolver)
+        if scheme not in URL_SCHEMES:
+            raise bad_request(f"`{field_name}` must be {URL_FORM}")
+        if self.slots is None:
+            return self._fetch(scheme, value, deadline)
+        if not self.slots.acquire(timeout=self.settings.slot_wait):
+            raise RequestError(429, "too many image URLs are being fetched at once; retry shortly or send `img`")
+        try:
+            return self._fetch(scheme, value, deadline)
+        finally:
+            self.slots.release()
+
+    def _fetch(self, scheme: str, url: str, deadline: float | None) -> bytes:
         if scheme == "s3":
-            return fetch_s3(value, self.settings, self.s3_client)
-        raise bad_request(f"`{field_name}` must be an http://, https:// or s3:// URL")
+            return fetch_s3(url, self.settings, self.s3_client)
+        return fetch_http(url, self.settings, self.resolver, deadline)
