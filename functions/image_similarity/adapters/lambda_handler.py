@@ -18,16 +18,19 @@ CORS_HEADERS = {
 }
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    """Any event gets an answer: API Gateway sends a dict, but a direct invocation can send any JSON value."""
     start = time.perf_counter()
     service = default_service()
+    event = event if isinstance(event, dict) else {}
     response = _answer(event, service)
+    given_id = _text(_dict(event.get("requestContext")).get("requestId"))
     log_request(
         response,
-        request_id=request_id((event.get("requestContext") or {}).get("requestId") or getattr(context, "aws_request_id", None)),
-        lambda_request_id=getattr(context, "aws_request_id", None),
-        method=str(event.get("httpMethod", "")),
-        path=str(event.get("path", "")),
+        request_id=request_id(given_id or getattr(context, "aws_request_id", None)),
+        lambda_request_id=_text(getattr(context, "aws_request_id", None)),
+        method=_text(event.get("httpMethod")),
+        path=_text(event.get("path")),
         duration_ms=(time.perf_counter() - start) * 1000,
     )
     return _proxy(response, service)
@@ -35,12 +38,23 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 def _answer(event: dict[str, Any], service) -> Response:
     body = event.get("body")
-    if body is not None and event.get("isBase64Encoded"):
+    if body is not None and not isinstance(body, str):
+        return Response(400, {"message": "the event's body must be a string (the request's JSON text)"})
+    # API Gateway sends a JSON boolean; the string "false" is not true.
+    if body is not None and event.get("isBase64Encoded") is True:
         try:
             body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             return Response(400, {"message": "the base64-encoded request body could not be decoded"})
     return service.handle(body)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _proxy(response: Response, service) -> dict[str, Any]:

@@ -33,6 +33,12 @@ def allowed_hosts(host: str, env: dict[str, str] | None = None) -> frozenset[str
     return listed or None
 
 
+def no_metadata_probe(env: dict[str, str] | os._Environ) -> None:
+    """Off AWS, boto3 looking for credentials would call the instance metadata address (169.254.169.254) on the first
+    s3:// request; the local server disables that unless told otherwise (AWS_EC2_METADATA_DISABLED=false)."""
+    env.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
 def local_app(service: ImageSimilarityService, explorer: ExplorerConfig, hosts: frozenset[str] | None = None
               ) -> ServiceApp:
     """The API and the API Explorer. `EXPLORER_AUTHORIZATION=AWS_IAM` shows the explorer as an IAM-protected
@@ -72,6 +78,7 @@ def serve_one(
     settings = Settings.from_env(processes=workers)
     service = build_service(replace(settings, fetch=server_fetch_limits(settings.fetch, threads)))
     if predict_path == API_PATH:
+        no_metadata_probe(os.environ)
         app = local_app(service, explorer or ExplorerConfig.from_env(), allowed_hosts(host))
         log.info("API Explorer on http://%s:%d/api-explorer/ (%s)", host, port, app.explorer.config.authorization)
     else:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -16,8 +16,6 @@ from image_similarity.core.errors import RequestError, body_too_large
 from image_similarity.core.images import to_model_input
 from image_similarity.core.settings import MAX_BODY_BYTES, Settings
 from image_similarity.sources.image_source import ImageSource, describe_input
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,8 +55,8 @@ class ImageSimilarityService:
             return Response(200, self._answer(body, facts), facts)
         except RequestError as exc:
             return error_response(exc, facts)
-        except Exception:  # a fault of ours (model, runtime): log it, tell the client nothing internal
-            log.exception("request failed")
+        except Exception:  # noqa: BLE001 - a fault of ours (model, runtime): logged with its request, never shown
+            facts["traceback"] = traceback.format_exc()
             return Response(500, {"message": "internal error: the service could not process the request"}, facts)
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:

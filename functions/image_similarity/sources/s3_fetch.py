@@ -6,11 +6,15 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from image_similarity.core.errors import RequestError, bad_request, unusable_image
+from image_similarity.core.errors import bad_request, bucket_not_allowed, reason, unusable_image
 from image_similarity.core.settings import FetchSettings
 
-# S3's bucket naming rules (lower case, 3-63 characters, no leading/trailing dot or dash).
+# S3's general purpose bucket naming rules, https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html:
+# 3-63 characters of lower case letters, digits, dots and hyphens, starting and ending with a letter or digit; no two
+# adjacent dots, not an IP address, not starting with `xn--`, `sthree-` or `amzn-s3-demo-`, not ending with `-s3alias`,
+# `--ol-s3`, `.mrap` or `--x-s3` (those name access points and directory buckets, never a plain bucket).
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+FORBIDDEN_BUCKET = re.compile(r"\.\.|^\d+\.\d+\.\d+\.\d+$|^(xn--|sthree-|amzn-s3-demo-)|(-s3alias|--ol-s3|\.mrap|--x-s3)$")
 MAX_KEY_BYTES = 1024
 NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState", "AccountProblem"}
@@ -29,10 +33,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise bad_request(f"invalid S3 URL: {exc}; expected s3://bucket/key") from exc
+        raise bad_request("invalid S3 URL: expected s3://bucket/key") from exc
     bucket, key = parts.netloc, unquote(parts.path.lstrip("/"))
-    if not BUCKET_NAME.match(bucket):
-        raise bad_request(f"invalid S3 bucket name {bucket!r} in the URL: expected s3://bucket/key")
+    if not BUCKET_NAME.match(bucket) or FORBIDDEN_BUCKET.search(bucket):
+        raise bad_request("the S3 URL's bucket name breaks S3's naming rules: expected s3://bucket/key")
     if not key or len(key.encode()) > MAX_KEY_BYTES:
         raise bad_request("the S3 URL needs an object key of 1 to 1024 bytes: s3://bucket/key")
     return bucket, key
@@ -41,26 +45,28 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 def fetch_s3(url: str, settings: FetchSettings, client=None) -> bytes:
     bucket, key = parse_s3_url(url)
     if settings.allowed_buckets and bucket not in settings.allowed_buckets:
-        raise RequestError(403, f"bucket {bucket!r} is not in this deployment's allowed S3 buckets")
+        raise bucket_not_allowed(bucket)
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    # Messages name the bucket (checked above) but never the key: it is the caller's text, and may hold anything.
+    where = f"the object in bucket {bucket!r}"
     client = client or default_client()
     try:
         obj = client.get_object(Bucket=bucket, Key=key)
         if obj.get("ContentLength", 0) > settings.max_bytes:
-            raise unusable_image(f"s3://{bucket}/{key} is larger than the {settings.max_bytes} byte limit")
+            raise unusable_image(f"{where} is larger than the {settings.max_bytes} byte limit")
         data = obj["Body"].read(settings.max_bytes + 1)
     except NoCredentialsError as exc:
         raise unusable_image("s3:// URLs need AWS credentials, and none were found") from exc
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in NOT_FOUND:
-            raise unusable_image(f"s3://{bucket}/{key} does not exist") from exc
+            raise unusable_image(f"{where} does not exist") from exc
         if code in DENIED:
-            raise unusable_image(f"access to s3://{bucket}/{key} was denied") from exc
-        raise unusable_image(f"could not read s3://{bucket}/{key}: {code or 'S3 error'}") from exc
+            raise unusable_image(f"access to {where} was denied") from exc
+        raise unusable_image(f"could not read {where}", detail=code or "S3 error") from exc
     except BotoCoreError as exc:
-        raise unusable_image(f"could not read s3://{bucket}/{key}: {exc}") from exc
+        raise unusable_image(f"could not read {where}", detail=reason(exc)) from exc
     if len(data) > settings.max_bytes:
-        raise unusable_image(f"s3://{bucket}/{key} is larger than the {settings.max_bytes} byte limit")
+        raise unusable_image(f"{where} is larger than the {settings.max_bytes} byte limit")
     return data
