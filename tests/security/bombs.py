@@ -94,6 +94,20 @@ def flat(mode: str, colour: int | tuple) -> bytes:
     return saved(Image.new(mode, (4096, 4096), colour))
 
 
+def bmp_rle8(width: int, height: int) -> bytes:
+    """An 8-bit RLE BMP of one colour: each row one run of 255 pixels after another, then end of line."""
+    row = b"\xff\x00" * (width // 255) + bytes([width % 255, 0]) * (width % 255 > 0) + b"\x00\x00"
+    pixels = row * height + b"\x00\x01"
+    palette = b"\x00\x00\x00\x00" * 256
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
+
+
+def unknown_keys(count: int) -> bytes:
+    return json.dumps({f"k{i}": 1 for i in range(count)}).encode()
+
+
 def nested_json(depth: int) -> bytes:
     return b'{"url": ' + b"[" * depth + b"]" * depth + b"}"
 
@@ -114,6 +128,8 @@ BOMBS: dict[str, Callable[[], bytes]] = {
     "rgba_4096_px": lambda: body(flat("RGBA", (10, 20, 30, 128))),
     "la_4096_px": lambda: body(flat("LA", (10, 128))),
     "grey_16_bit_4096_px": lambda: body(flat("I;16", 40000)),
+    "bmp_rle8_4096_px": lambda: body(bmp_rle8(4096, 4096)),
+    "json_400000_unknown_keys": lambda: unknown_keys(400_000),
     "body_over_6_mb": lambda: json.dumps({"img": "A" * (6 * 1024 * 1024)}).encode(),
     "json_nested_100000_deep": lambda: b"[" * 100_000 + b"]" * 100_000,
     "json_nested_in_a_field": lambda: nested_json(50_000),

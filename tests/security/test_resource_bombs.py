@@ -111,3 +111,12 @@ def test_bomb_image_needing_a_mode_conversion_is_converted_in_bands(measured, na
 
 def test_bomb_png_text_chunks_over_2_mb_in_all(measured):
     refused(measured, "palette_4096_px_text_over_2_mb", 422, "text chunks")
+
+
+def test_bomb_bmp_rle8_decoded_in_python_is_refused_over_a_megapixel(measured):
+    refused(measured, "bmp_rle8_4096_px", 422, "run-length-encoded", "PNG")
+
+
+def test_bomb_json_with_400000_unknown_keys_is_refused_before_it_is_parsed(measured):
+    result = refused(measured, "json_400000_unknown_keys", 400, "far more strings")
+    assert result["seconds"] < 0.1, result

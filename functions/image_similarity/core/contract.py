@@ -23,6 +23,9 @@ HOW_TO = 'send {"url": ...} or {"img": ...} for one image, or url_1/img_1 and ur
 # The one list of URL schemes the API fetches; `sources` dispatches on the same names.
 URL_SCHEMES = ("http", "https", "s3")
 URL_FORM = "an http://, https:// or s3:// URL"
+# A request has at most two fields of two strings each: 8 quote characters, and neither base64 nor a URL holds one.
+# Counting them is a memchr over the body; parsing 400,000 unknown keys took over a second before its 400.
+MAX_QUOTES = 64
 # Field names are the caller's text: messages quote a few, cut short.
 QUOTED_NAMES, QUOTED_NAME_CHARS = 5, 40
 
@@ -51,6 +54,8 @@ def request_validator() -> jsonschema.protocols.Validator:
 
 
 def parse_request(body: bytes | str) -> ImageRequest:
+    if (body.count(b'"') if isinstance(body, bytes) else body.count('"')) > MAX_QUOTES:
+        raise bad_request(f"the request body holds far more strings than a request has; {HOW_TO}")
     try:
         payload = json.loads(body)
     except RecursionError as exc:
