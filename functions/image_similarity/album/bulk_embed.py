@@ -4,7 +4,6 @@ unreadable image with the reason instead of stopping. The model runs locally or 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from image_similarity.client import ImageSimilarityClient, ImageSimilarityError
 from image_similarity.core.errors import RequestError
 from image_similarity.core.images import to_model_input
 from image_similarity.core.service import ImageSimilarityService
+from image_similarity.core.settings import cpu_count
 from image_similarity.sources.image_source import ImageSource
 
 DEFAULT_BATCH_SIZE = 32
@@ -118,7 +118,7 @@ def default_workers(remote: bool) -> int:
     """Local: one decoding thread per core. Remote: requests mostly wait on the network, so keep more in flight."""
     if remote:
         return REMOTE_IN_FLIGHT
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cpu_count()
 
 
 def iter_embeddings(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from image_similarity.core.score import score
 from image_similarity.core.settings import DUPLICATE_THRESHOLD
 
 # Scores computed per block: 2**25 float32 = 128 MiB, whatever the number of images.
@@ -24,11 +25,6 @@ class DuplicateGroup:
 
     members: list[int]
     scores: list[float]
-
-
-def to_score(cos: np.ndarray) -> np.ndarray:
-    """The API's similarity: 0.5 + 0.5 * cos, kept inside [0, 1] against rounding."""
-    return np.clip(0.5 + 0.5 * cos, 0.0, 1.0)
 
 
 def similar_pairs(
@@ -47,7 +43,7 @@ def similar_pairs(
         rows, cols = rows[upper], cols[upper]
         found_i.append(rows + start)
         found_j.append(cols + start)
-        found_s.append(to_score(cos[rows, cols].astype(np.float64)))
+        found_s.append(score(cos[rows, cols].astype(np.float64)))
     if not found_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
@@ -74,6 +70,6 @@ def find_groups(vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD) -> 
         if len(rows) < 2:
             continue
         grouped.update(rows)
-        scores = to_score(vectors[rows].astype(np.float64) @ vectors[leader].astype(np.float64))
+        scores = score(vectors[rows].astype(np.float64) @ vectors[leader].astype(np.float64))
         groups.append(DuplicateGroup(rows, [round(float(s), 5) for s in scores]))
     return sorted(groups, key=lambda g: min(g.members))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-URL_SCHEMES = ("http://", "https://", "s3://")
+from image_similarity.core.contract import URL_SCHEMES
+
 # Folders are filtered by name so that notes, sidecars and system files are not reported as broken images;
 # a file named explicitly is always tried (the service recognises formats by content, not by name).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib"})
 
 
 def is_url(location: str) -> bool:
-    return location.lower().startswith(URL_SCHEMES)
+    return location.lower().startswith(tuple(f"{scheme}://" for scheme in URL_SCHEMES))
 
 
 def find_images(inputs: list[str]) -> list[str]:

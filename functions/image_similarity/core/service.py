@@ -14,6 +14,7 @@ from image_similarity.core.contract import parse_request
 from image_similarity.core.embedder import Embedder, ModelInfo
 from image_similarity.core.errors import RequestError, body_too_large
 from image_similarity.core.images import to_model_input
+from image_similarity.core.score import similarity
 from image_similarity.core.settings import MAX_BODY_BYTES, Settings
 from image_similarity.sources.image_source import ImageSource, describe_input
 
@@ -30,12 +31,6 @@ class Response:
 def error_response(exc: RequestError, facts: dict[str, Any] | None = None) -> Response:
     facts = {**(facts or {}), **({"detail": exc.detail} if exc.detail else {})}
     return Response(exc.status, {"message": exc.message}, facts)
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """The SPEC's score: cosine of two unit vectors mapped to [0, 1] as 0.5 + 0.5 * cos."""
-    cos = float(np.dot(a.astype(np.float64), b.astype(np.float64)))
-    return min(1.0, max(0.0, 0.5 + 0.5 * cos))
 
 
 class ImageSimilarityService:

@@ -11,7 +11,7 @@ from image_similarity.adapters.cli.common import add_backend_options
 from image_similarity.album.bulk_embed import ImageReader
 from image_similarity.client import ImageSimilarityClient, ImageSimilarityError
 from image_similarity.core.errors import RequestError
-from image_similarity.core.service import similarity
+from image_similarity.core.score import similarity
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
