@@ -16,7 +16,6 @@ from bench.quality.sources import SOURCES, load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "functions" / "image_similarity" / "model"
-sys.path.insert(0, str(ROOT / "model"))
 
 
 @pytest.fixture(scope="module")

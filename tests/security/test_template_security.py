@@ -4,12 +4,8 @@ in API Gateway's logs, and under AWS_IAM no method without IAM but the API Explo
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 from cfn_matrix import Deployment, combinations
 from infra_synthesis import synthesize  # the same module (and cached synthesis) as tests/infra use
 
