@@ -3,8 +3,9 @@ descriptor, not a thread. Waitress reads every request on one event loop and han
 and body have arrived; this module bounds what the loop holds meanwhile (connections, time, memory), answers
 `/ping` on the loop itself, and writes waitress's own errors as the API's JSON.
 
-The same shape as AWS's inference containers, which put nginx before gunicorn with timeouts on the client's head
-and body, without a second process: https://github.com/aws/sagemaker-inference-toolkit (nginx.conf.template)."""
+The same shape as SageMaker's own bring-your-own-container pattern, NGINX with its timeouts in front of gunicorn
+(https://aws.amazon.com/premiumsupport/knowledge-center/sagemaker-upstream-timed-out-header/), in one process: the
+event loop plays NGINX's part, the threads gunicorn's."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from image_similarity.core.request_log import log_request, request_id
 from image_similarity.core.service import error_response
 from image_similarity.core.settings import MAX_BODY_BYTES
 
-# A request's head and body must arrive within this many seconds of its first byte (API Gateway gives a whole
-# request 29 s): a client sending a byte now and then is cut off instead of held for ever.
+# A request's head and body must arrive within this many seconds of its first byte (API Gateway's default integration
+# timeout is 29 s, https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html): a client sending a byte
+# now and then is cut off instead of held for ever.
 REQUEST_DEADLINE_SECONDS = 30.0
 # A keep-alive connection with no request in progress is closed after this long (waitress's default is 120 s).
 IDLE_SECONDS = 30.0

@@ -76,13 +76,14 @@ def serve_one(
 ) -> None:
     # The model is loaded before listening, so /ping is only up once it can answer.
     settings = Settings.from_env(processes=workers)
-    service = build_service(replace(settings, fetch=server_fetch_limits(settings.fetch, threads)))
+    fetch = server_fetch_limits(settings.fetch, threads)
+    service = build_service(replace(settings, fetch=fetch))
     if predict_path == API_PATH:
         no_metadata_probe(os.environ)
         app = local_app(service, explorer or ExplorerConfig.from_env(), allowed_hosts(host))
         log.info("API Explorer on http://%s:%d/api-explorer/ (%s)", host, port, app.explorer.config.authorization)
     else:
         app = ServiceApp(service, predict_path)
-    server = create_server(app, host, port, threads, sock)
+    server = create_server(app, host, port, threads + fetch.concurrent_fetches, sock)
     log.info("serving %s on http://%s:%s (model %s)", predict_path, host, server.effective_port, service.model_version)
     run_until_terminated(server)

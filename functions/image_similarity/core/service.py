@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from image_similarity.core.embedder import Embedder, ModelInfo
 from image_similarity.core.errors import RequestError, body_too_large
 from image_similarity.core.images import to_model_input
 from image_similarity.core.score import similarity
-from image_similarity.core.settings import MAX_BODY_BYTES, Settings
+from image_similarity.core.settings import DECODE_SLOTS, MAX_BODY_BYTES, Settings
 from image_similarity.sources.image_source import ImageSource, describe_input
 
 
@@ -36,9 +37,12 @@ def error_response(exc: RequestError, facts: dict[str, Any] | None = None) -> Re
 class ImageSimilarityService:
     """Both API modes over one embedder. Every adapter (Lambda, SageMaker, local server, CLI) calls `handle`."""
 
-    def __init__(self, embedder: Embedder, source: ImageSource):
+    def __init__(self, embedder: Embedder, source: ImageSource, decode_slots: int = DECODE_SLOTS):
         self.embedder = embedder
         self.source = source
+        # The decoded image is the one full-size copy (up to 64 MB at 4096 px RGBA): decodes at once are bounded,
+        # so a worker's memory is too, however many threads serve it.
+        self.decoding = threading.BoundedSemaphore(decode_slots)
 
     @property
     def model_version(self) -> str:
@@ -56,7 +60,8 @@ class ImageSimilarityService:
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
         """Raw image bytes -> one embedding row per image, all in one batch."""
-        batch = np.stack([to_model_input(data, self.embedder.input_size) for data in images])
+        with self.decoding:
+            batch = np.stack([to_model_input(data, self.embedder.input_size) for data in images])
         return self.embedder.embed(batch)
 
     def _answer(self, body: bytes | str | None, facts: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,9 @@ MAX_IMAGE_SIDE = 4096
 # Each progressive JPEG scan is a pass over every block: a few hundred tiny scans make a 130 KB file take ~30 s to
 # decode. Encoders write about 10 (libjpeg) to 20 (mozjpeg).
 MAX_JPEG_SCANS = 50
+# Requests decoding images at once per process: each holds at most one full-size decoded image (64 MB for a
+# 4096 px RGBA PNG) plus a band; two keep both CPUs of a worker pair busy (docs/SECURITY.md has the measured peaks).
+DECODE_SLOTS = 2
 # Bytes fetched from one URL or S3 object: a 4096 x 4096 BMP is 48 MiB; compressed photos are far smaller.
 MAX_FETCH_BYTES = 50 * 1024 * 1024
 # The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` calls two images the same picture:
@@ -52,9 +55,11 @@ class FetchSettings:
 
 
 def server_fetch_limits(fetch: FetchSettings, threads: int) -> FetchSettings:
-    """One fewer fetch than a server worker has threads (4 by default), so requests carrying their image inline are
-    still served while slow origins hold the rest; at least 2. A URL request waits 2 s at most for its turn."""
-    return replace(fetch, concurrent_fetches=max(2, threads - 1), slot_wait=2.0)
+    """A server worker fetches up to twice as many URLs at once as it has threads for everything else, on threads of
+    their own (the server adds them), and a URL request that finds them all busy gets a 429 after 0.25 s: waiting
+    longer would hold a thread that inline requests need (16 URLs dripping a byte every 50 ms kept an inline request
+    queued for 19 s with a 2 s wait)."""
+    return replace(fetch, concurrent_fetches=2 * threads, slot_wait=0.25)
 
 
 @dataclass(frozen=True)
