@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from image_similarity.adapters.explorer_page import Explorer, ExplorerConfig
 from image_similarity.adapters.http_server import create_server
+from image_similarity.adapters.malloc_policy import return_freed_memory
 from image_similarity.adapters.shutdown import run_until_terminated
 from image_similarity.adapters.supervisor import bind, run_workers
 from image_similarity.adapters.wsgi import ServiceApp
@@ -74,6 +75,7 @@ def serve_one(
     host: str, port: int, threads: int, predict_path: str, explorer: ExplorerConfig | None,
     sock: socket.socket | None = None, workers: int = 1,
 ) -> None:
+    return_freed_memory()  # before the model and the server start their threads
     # The model is loaded before listening, so /ping is only up once it can answer.
     settings = Settings.from_env(processes=workers)
     fetch = server_fetch_limits(settings.fetch, threads)
