@@ -121,3 +121,21 @@ def test_the_local_server_never_probes_the_instance_metadata_address(monkeypatch
     env = {"AWS_EC2_METADATA_DISABLED": "false"}  # someone on EC2 who wants the instance role keeps it
     no_metadata_probe(env)
     assert env["AWS_EC2_METADATA_DISABLED"] == "false"
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u0663", "-1", "1e3"])
+def test_a_wsgi_content_length_that_is_no_ascii_number_is_a_400(service, length):
+    from image_similarity.adapters.wsgi import ServiceApp
+
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/image-similarity", "CONTENT_LENGTH": length,
+               "wsgi.input": io.BytesIO(b"{}")}
+    statuses: list[str] = []
+    ServiceApp(service, "/image-similarity")(environ, lambda status, headers: statuses.append(status))
+    assert statuses[0].startswith("400")
+
+
+def test_a_lambda_context_with_an_odd_request_id_still_gets_an_answer(handle):
+    class Context:
+        aws_request_id = 12345
+
+    assert handle({"body": "{}"}, Context())["statusCode"] == 400

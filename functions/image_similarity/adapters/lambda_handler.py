@@ -27,7 +27,7 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     given_id = _text(_dict(event.get("requestContext")).get("requestId"))
     log_request(
         response,
-        request_id=request_id(given_id or getattr(context, "aws_request_id", None)),
+        request_id=request_id(given_id or _text(getattr(context, "aws_request_id", None))),
         lambda_request_id=_text(getattr(context, "aws_request_id", None)),
         method=_text(event.get("httpMethod")),
         path=_text(event.get("path")),

@@ -71,7 +71,7 @@ class ServiceApp:
 
     def _answer(self, environ: dict[str, Any]) -> Response:
         length = environ.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):  # "²" is a digit to str.isdigit() and not to int()
             return _error(400, "invalid Content-Length header")
         if int(length) > MAX_BODY_BYTES:
             return error_response(body_too_large())
