@@ -50,7 +50,9 @@ class JsonErrorTask(ErrorTask):
         error = self.request.error
         # Waitress answers an unknown Transfer-Encoding with 501; it is the client's mistake, so a 400 here.
         code, reason = (400, "Bad Request") if error.code == 501 else (error.code, error.reason)
-        response = error_response(body_too_large() if code == 413 else RequestError(code, f"{reason.lower()}: {error.body}"))
+        # Waitress quotes a malformed header line or method in its message: the caller's text, never echoed.
+        said = error.body.split('"')[0].strip()
+        response = error_response(body_too_large() if code == 413 else RequestError(code, f"{reason.lower()}: {said}"))
         log_request(response, request_id=request_id(None),
                     method=getattr(self.request, "command", None) or "",  # unset when the request line was bad
                     path=getattr(self.request, "path", None) or "", duration_ms=0.0)
