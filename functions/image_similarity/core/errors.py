@@ -43,6 +43,10 @@ def bucket_not_allowed(bucket: str) -> RequestError:
     return RequestError(403, f"bucket {bucket!r} is not in this deployment's allowed S3 buckets")
 
 
+def fetch_slots_busy() -> RequestError:
+    return RequestError(429, "too many image URLs are being fetched at once; retry shortly or send `img`")
+
+
 def reason(exc: BaseException) -> str:
     """A library exception's text, short, printable and without heap addresses, for a message or the log."""
     text = UNPRINTABLE.sub(" ", HEAP_ADDRESS.sub("", str(exc))).strip() or type(exc).__name__

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from image_similarity.core.contract import URL_FORM, URL_SCHEMES
-from image_similarity.core.errors import RequestError, bad_request
+from image_similarity.core.errors import bad_request, fetch_slots_busy
 from image_similarity.core.settings import FetchSettings
 from image_similarity.sources.http_fetch import Resolver, fetch_http
 from image_similarity.sources.s3_fetch import fetch_s3
@@ -102,7 +102,7 @@ class ImageSource:
         if self.slots is None:
             return self._fetch(scheme, value, deadline)
         if not self.slots.acquire(timeout=self.settings.slot_wait):
-            raise RequestError(429, "too many image URLs are being fetched at once; retry shortly or send `img`")
+            raise fetch_slots_busy()
         try:
             return self._fetch(scheme, value, deadline)
         finally:
