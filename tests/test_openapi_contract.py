@@ -25,7 +25,8 @@ REQUEST_EXAMPLES = OPERATION["requestBody"]["content"]["application/json"]["exam
 RESPONSES = OPERATION["responses"]
 # Errors the document shows that the service's request handling does not make, and who makes them instead.
 NOT_FROM_A_REQUEST = {("403", "unsigned"): "API Gateway", ("429", "throttled"): "API Gateway",
-                      ("504", "timeout"): "API Gateway", ("500", "internal"): "the service, on a fault of its own"}
+                      ("504", "timeout"): "API Gateway", ("500", "internal"): "the service, on a fault of its own",
+                      ("429", "fetch_slots_busy"): "a server worker whose URL-fetching slots are all busy"}
 FIELDS = ("url", "img", "url_1", "img_1", "url_2", "img_2")
 
 

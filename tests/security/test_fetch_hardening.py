@@ -162,3 +162,12 @@ def test_slow_origins_hold_at_most_the_fetch_slots_and_others_get_a_429(raw_serv
     assert sorted(statuses) == [422, 422, 422, 422, 429, 429, 429]
     assert time.monotonic() - start < 4.5
     assert STRICT.concurrent_fetches is None  # the CLI and Lambda have no such limit
+
+
+def test_the_documented_429_is_the_one_the_server_sends():
+    from image_similarity.core.contract import openapi_document
+    from image_similarity.core.errors import fetch_slots_busy
+
+    responses = openapi_document()["paths"]["/image-similarity"]["post"]["responses"]
+    example = responses["429"]["content"]["application/json"]["examples"]["fetch_slots_busy"]["value"]
+    assert example == {"message": fetch_slots_busy().message}
