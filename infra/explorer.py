@@ -20,7 +20,6 @@ from aws_cdk import (
     ILocalBundling,
     NestedStack,
 )
-from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -113,10 +112,10 @@ class ApiExplorer(NestedStack):
         )
 
     @property
-    def integration(self) -> apigw.CfnMethod.IntegrationProperty:
-        """The GET methods' integration."""
+    def integration(self) -> dict:
+        """The GET methods' integration (CloudFormation Integration property)."""
         uri = Fn.sub(
             "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
             {"Arn": self.function.function_arn},
         )
-        return apigw.CfnMethod.IntegrationProperty(type="AWS_PROXY", integration_http_method="POST", uri=uri)
+        return {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri}
