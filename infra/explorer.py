@@ -28,6 +28,7 @@ from infra.checks import REDUNDANT_ROLE_DEPENDENCY, ignore_cfn_lint
 from infra.function_logs import function_role_and_logs
 
 HANDLER = "image_similarity.adapters.explorer_lambda.handler"
+SERVICE_PYTHON = lambda_.Runtime.PYTHON_3_13
 # Paths under functions/ that the explorer imports or serves; nothing else of the service goes into its zip.
 CODE_FILES = (
     "image_similarity/__init__.py",
@@ -91,8 +92,10 @@ class ApiExplorer(NestedStack):
             self,
             "ExplorerFunction",  # unlike the Lambda backend's "Function", so logical ids never coincide across stacks
             description="API Explorer: Swagger UI and the OpenAPI document (GET /api-explorer)",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
+            # The same Python as the service image, and x86_64: both are offered in every Region the stack targets,
+            # the China Regions included, where new runtimes arrive later (docs/DEPLOYMENT.md).
+            runtime=SERVICE_PYTHON,
+            architecture=lambda_.Architecture.X86_64,
             handler=HANDLER,
             code=explorer_code(props.service_directory),
             memory_size=256,

@@ -250,3 +250,27 @@ def _endpoint_id(template: dict) -> str:
 
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def test_service_image_and_explorer_run_a_python_lambda_supports_for_years(explorer_python_runtime):
+    """Issue 14, defect 4: the image was on python:3.11, deprecated by Lambda. Dates from cfn-lint's runtime data."""
+    import datetime
+    import re
+
+    from cfnlint.data import AdditionalSpecs
+    from cfnlint.helpers import load_resource
+
+    dockerfile = (REPOSITORY / "functions" / "Dockerfile").read_text()
+    (version,) = re.findall(r"^FROM public\.ecr\.aws/lambda/python:(3\.\d+)$", dockerfile, re.MULTILINE)
+    assert explorer_python_runtime == f"python{version}"  # one Python for the whole service package
+    lifecycle = load_resource(AdditionalSpecs, "LmbdRuntimeLifecycle.json")[f"python{version}"]
+    deprecated = datetime.date.fromisoformat(lifecycle["deprecated"])
+    assert deprecated >= datetime.date(2029, 1, 1), lifecycle
+
+
+@pytest.fixture(scope="module")
+def explorer_python_runtime(synthesized: Synthesized) -> str:
+    template = synthesized.nested_template("ApiExplorer")
+    (function,) = resources_of(template, "AWS::Lambda::Function")
+    assert function["Properties"]["Architectures"] == ["x86_64"]  # offered in every Region, China included
+    return function["Properties"]["Runtime"]

@@ -11,7 +11,7 @@ from cfnlint.api import ManualArgs, lint_file
 from infra_synthesis import REPOSITORY, app_context
 
 # Both partitions the product page targets: China regions catch hard-coded "aws" partitions and domains.
-REGIONS = ["us-east-1", "cn-north-1"]
+REGIONS = ["us-east-1", "cn-north-1", "cn-northwest-1"]
 GENERIC_REASON_WORDS = {"", "n/a", "ok", "not needed", "false positive", "suppressed"}
 
 
