@@ -24,7 +24,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.checks import REDUNDANT_ROLE_DEPENDENCY, ignore_cfn_lint
+from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.function_logs import function_role_and_logs
 
 HANDLER = "image_similarity.adapters.explorer_lambda.handler"
@@ -108,6 +108,12 @@ class ApiExplorer(NestedStack):
             },
         )
         ignore_cfn_lint(self.function.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")
+        acknowledge(
+            self.function,
+            "Python 3.13, supported by Lambda until 2029, is the service image's Python too; the newest runtime reaches "
+            "the China Regions later than the others, and the stack must deploy there.",
+            "AwsSolutions-L1",
+        )
         self.function.add_permission(
             "ApiGatewayInvoke",
             principal=iam.ServicePrincipal("apigateway.amazonaws.com"),

@@ -285,16 +285,13 @@ def _as_list(value) -> list:
 
 # -- the parameter matrix ------------------------------------------------------------------------------------------
 def parameter_samples(template: dict) -> dict[str, list[str]]:
-    """Two values per root parameter, default first: every allowed value when there are two, else the default and
-    one other."""
+    """Two values per root parameter: the default first, then another allowed value or the sample alternative."""
     samples = {}
     for name, spec in template["Parameters"].items():
         if name in NOT_IN_MATRIX:
             continue
         allowed = spec.get("AllowedValues")
-        if allowed and len(allowed) == 2:
-            samples[name] = list(allowed)
-        elif allowed:
+        if allowed:
             samples[name] = [spec["Default"], next(v for v in allowed if v != spec["Default"])]
         else:
             samples[name] = [spec["Default"], SAMPLE_ALTERNATIVES[name]]
