@@ -251,3 +251,17 @@ def test_redeployment_follows_the_resolved_integration_targets(root):
     assert "Outputs.ImageSimilarityLambdaBackendFunction" in targets
     assert "runtime.sagemaker:path/endpoints/${Name}" in targets and "EndpointName" in targets
     assert "Outputs.ImageSimilarityApiExplorerExplorerFunction" in targets
+
+
+def test_a_change_of_the_gateway_responses_changes_the_redeployment_fingerprint():
+    """Issue 14, defect 6: a new version of the gateway responses must make a new deployment."""
+    from aws_cdk import App, Stack
+
+    from infra.api import RestApi
+    from infra.stage import _fingerprint
+
+    stack = Stack(App(), "Fingerprint")
+    api = RestApi(stack, "Api")
+    before = stack.resolve(_fingerprint(api, {}))
+    api.gateway_response_definitions[0] = {**api.gateway_response_definitions[0], "headers": {"X-Other": "'1'"}}
+    assert stack.resolve(_fingerprint(api, {})) != before
