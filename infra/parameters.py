@@ -151,7 +151,8 @@ class Parameters(Construct):
             "SageMakerMaxInstanceCount",
             "SageMaker maximum instances",
             "Above SageMakerMinInstanceCount, target-tracking auto scaling adds instances up to this count when "
-            "invocations per instance grow. Equal to the minimum (the default): no auto scaling.",
+            "invocations per instance grow; never below the minimum. Equal to the minimum (the default): no auto "
+            "scaling.",
             type="Number",
             default="1",
             min_value=1,
