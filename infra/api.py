@@ -6,9 +6,10 @@ Methods are L1 `CfnMethod`s because their integration and authorization type are
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from aws_cdk import Aws, IResolvable, RemovalPolicy
+from aws_cdk import Aws, Fn, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -16,8 +17,43 @@ from constructs import Construct
 from infra.checks import acknowledge
 
 _CORS_HEADER = "method.response.header.Access-Control-Allow-Origin"
-# Statuses the SageMaker integration maps to; the Lambda proxy integration ignores method responses.
-_METHOD_RESPONSE_STATUSES = ("200", "400", "502")
+# Statuses the SageMaker integration passes on from the service (the SPEC's 4xx) or sets itself (400, 502), and the
+# 404 of a feature that is not deployed; the Lambda proxy integration ignores method responses.
+_METHOD_RESPONSE_STATUSES = ("200", "400", "403", "404", "413", "415", "422", "429", "502")
+NOT_DEPLOYED_STATUS = "404"
+
+
+def not_deployed_integration(message: str) -> dict:
+    """A mock integration answering 404 {"message": `message`}: what a route serves while its feature is off.
+
+    Routes live as long as the API, so switching a feature off only changes integrations: the stage's redeployment
+    in the update phase stops serving the feature, and nothing has to be redeployed once its backend is deleted.
+    Its one integration response has no selection pattern, so it answers every request, whatever the status the mock
+    read from the request (a body of another content type passes through and reads as 200).
+    """
+    body = json.dumps({"message": message})
+    return {
+        "Type": "MOCK",
+        "RequestTemplates": {"application/json": json.dumps({"statusCode": int(NOT_DEPLOYED_STATUS)})},
+        "PassthroughBehavior": "WHEN_NO_MATCH",
+        "IntegrationResponses": [
+            {
+                "StatusCode": NOT_DEPLOYED_STATUS,
+                "ResponseParameters": {_CORS_HEADER: "'*'"},
+                "ResponseTemplates": {"application/json": body},
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One integration of a route and the condition under which it serves the route."""
+
+    condition: str
+    """Logical id of the condition."""
+    integration: dict
+    """A CloudFormation Integration property value; its Uri is the target a redeployment must follow."""
 
 
 @dataclass(frozen=True)
@@ -45,15 +81,19 @@ class RestApi(Construct):
         )
         # Rejections by API Gateway itself (IAM signature, throttling, too large) keep the {"message": ...} body
         # and gain the CORS header so that browsers can read them.
-        for response_type in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
-            self.api.add_gateway_response(
-                f"Gateway{response_type.response_type}",
-                type=response_type,
-                response_headers={"Access-Control-Allow-Origin": "'*'"},
-            )
-        # What each method was built from, for the stage's redeployment fingerprint.
+        headers = {"Access-Control-Allow-Origin": "'*'"}
+        response_types = (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX)
+        self.gateway_responses = [
+            self.api.add_gateway_response(f"Gateway{t.response_type}", type=t, response_headers=headers)
+            for t in response_types
+        ]
+        # What they are built from, for the stage's redeployment fingerprint.
+        self.gateway_response_definitions = [{"type": t.response_type, "headers": headers} for t in response_types]
+        # What each method was built from, for the stage's redeployment fingerprint, and what each method's
+        # integration resolves to at deploy time (function ARN, endpoint name), which the fingerprint cannot see.
         self.method_definitions: list[dict] = []
-        self.cloudwatch_account = self._cloudwatch_account()
+        self.integration_targets: list = []
+        self.cloudwatch_role, self.cloudwatch_account = self._cloudwatch_account()
         acknowledge(
             self.api,
             "The service validates request bodies itself and answers each problem with a specific 4xx "
@@ -76,23 +116,30 @@ class RestApi(Construct):
         path: str,
         http_method: str,
         *,
-        integration: dict | IResolvable,
+        backends: list[Backend],
+        not_deployed: str,
         authorization_type: str,
         description: str,
         cors: bool = True,
     ) -> Route:
-        """Add `http_method` on `path` (e.g. "image-similarity", "docs/{proxy+}").
+        """Add `http_method` on `path` (e.g. "image-similarity", "docs/{proxy+}"), for as long as the API exists.
 
-        `integration` is a CloudFormation Integration property value, possibly an Fn::If. With `cors`, the path also
-        answers browsers' CORS preflight.
+        The first backend whose condition holds serves the route; with none, a mock answers 404 `not_deployed`.
+        With `cors`, the path also answers browsers' CORS preflight.
         """
         resource = self.api.root.resource_for_path(path)
+        integration: dict | object = not_deployed_integration(not_deployed)
+        target: object = "mock"
+        for backend in reversed(backends):
+            integration = Fn.condition_if(backend.condition, backend.integration, integration)
+            target = Fn.condition_if(backend.condition, backend.integration["Uri"], target)
         definition = {"path": path, "httpMethod": http_method, "integration": integration, "auth": authorization_type}
         if cors:
             cors_options = {"allow_origins": apigw.Cors.ALL_ORIGINS, "allow_methods": [http_method, "OPTIONS"]}
             resource.add_cors_preflight(**cors_options, allow_headers=[*apigw.Cors.DEFAULT_HEADERS])
             definition["cors"] = cors_options
         self.method_definitions.append(definition)
+        self.integration_targets.append(target)
         method = apigw.CfnMethod(
             resource,
             http_method,
@@ -113,10 +160,12 @@ class RestApi(Construct):
         """The execute-api ARN of one method on any stage, for resource policies and Lambda permissions."""
         return self.api.arn_for_execute_api(http_method, path, "*")
 
-    def _cloudwatch_account(self) -> apigw.CfnAccount:
-        """The region's API Gateway logging role, required before a stage may write access logs.
+    def _cloudwatch_account(self) -> tuple[iam.Role, apigw.CfnAccount]:
+        """The Region's API Gateway logging role, required before a stage may write logs (APIGatewayCloudWatchRole).
 
-        It is an account-wide setting that other APIs may rely on, so the role outlives an uninstall.
+        The account setting is one per Region: CloudFormation never deletes it, so it stays after an uninstall,
+        pointing at this role, which goes with the stack (nothing piles up over reinstalls). Stacks in a Region whose
+        other APIs log choose APIGatewayCloudWatchRole=existing and leave the setting alone.
         """
         role = iam.Role(
             self,
@@ -126,7 +175,6 @@ class RestApi(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonAPIGatewayPushToCloudWatchLogs")
             ],
         )
-        role.apply_removal_policy(RemovalPolicy.RETAIN)
         acknowledge(
             role,
             "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy made for exactly this role: API "
@@ -135,4 +183,7 @@ class RestApi(Construct):
         )
         account = apigw.CfnAccount(self, "CloudWatchAccount", cloud_watch_role_arn=role.role_arn)
         account.apply_removal_policy(RemovalPolicy.RETAIN)
-        return account
+        # In a Region where API Gateway was never used, the account setting cannot be written before the first API
+        # Gateway resource exists (the AWS::ApiGateway::Account page says to add this DependsOn).
+        account.add_resource_dependency(self.api.node.default_child)
+        return role, account

@@ -20,15 +20,15 @@ from aws_cdk import (
     ILocalBundling,
     NestedStack,
 )
-from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.checks import REDUNDANT_ROLE_DEPENDENCY, ignore_cfn_lint
+from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.function_logs import function_role_and_logs
 
 HANDLER = "image_similarity.adapters.explorer_lambda.handler"
+SERVICE_PYTHON = lambda_.Runtime.PYTHON_3_13
 # Paths under functions/ that the explorer imports or serves; nothing else of the service goes into its zip.
 CODE_FILES = (
     "image_similarity/__init__.py",
@@ -92,8 +92,10 @@ class ApiExplorer(NestedStack):
             self,
             "ExplorerFunction",  # unlike the Lambda backend's "Function", so logical ids never coincide across stacks
             description="API Explorer: Swagger UI and the OpenAPI document (GET /api-explorer)",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
+            # The same Python as the service image, and x86_64: both are offered in every Region the stack targets,
+            # the China Regions included, where new runtimes arrive later (docs/DEPLOYMENT.md).
+            runtime=SERVICE_PYTHON,
+            architecture=lambda_.Architecture.X86_64,
             handler=HANDLER,
             code=explorer_code(props.service_directory),
             memory_size=256,
@@ -106,6 +108,12 @@ class ApiExplorer(NestedStack):
             },
         )
         ignore_cfn_lint(self.function.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")
+        acknowledge(
+            self.function,
+            "Python 3.13, supported by Lambda until 2029, is the service image's Python too; the newest runtime reaches "
+            "the China Regions later than the others, and the stack must deploy there.",
+            "AwsSolutions-L1",
+        )
         self.function.add_permission(
             "ApiGatewayInvoke",
             principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
@@ -113,10 +121,10 @@ class ApiExplorer(NestedStack):
         )
 
     @property
-    def integration(self) -> apigw.CfnMethod.IntegrationProperty:
-        """The GET methods' integration."""
+    def integration(self) -> dict:
+        """The GET methods' integration (CloudFormation Integration property)."""
         uri = Fn.sub(
             "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
             {"Arn": self.function.function_arn},
         )
-        return apigw.CfnMethod.IntegrationProperty(type="AWS_PROXY", integration_http_method="POST", uri=uri)
+        return {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Fn, NestedStack
+from aws_cdk import Aws, CfnCondition, CfnParameter, Duration, Fn, NestedStack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -22,6 +22,8 @@ class LambdaBackendProps:
     service: ServiceProps
     memory_size: int | float
     """MB; a parameter value."""
+    reserved_concurrency: str
+    """A parameter value; 0 means no reservation."""
     invoke_source_arn: str
     """execute-api ARN pattern of the method allowed to invoke the function."""
 
@@ -34,13 +36,25 @@ class LambdaBackend(NestedStack):
             scope,
             construct_id,
             description="Image Similarity: Lambda inference backend",
-            parameters={S3ReadAccess.PARAMETER: props.service.s3_object_arns},
+            parameters={
+                S3ReadAccess.PARAMETER: props.service.s3_object_arns,
+                "ReservedConcurrency": props.reserved_concurrency,
+            },
         )
-        self.s3_access = S3ReadAccess(self, "S3ReadAccess")
         role, log_group = function_role_and_logs(
-            self, "Image Similarity inference function: write its logs, read images from S3"
+            self, "Image Similarity inference function: write its logs, read images from the allowed S3 buckets"
         )
-        role.add_to_policy(self.s3_access.statement())
+        self.s3_access = S3ReadAccess(self, "S3ReadAccess", role=role)
+        reserved = CfnParameter(
+            self,
+            "ReservedConcurrency",
+            type="Number",
+            min_value=0,
+            description="Concurrent executions reserved for the function; 0: none",
+        )
+        reserves = CfnCondition(
+            self, "ReservesConcurrency", expression=Fn.condition_not(Fn.condition_equals(reserved.value_as_string, "0"))
+        )
 
         image = service_image(self, props.service)
         self.function = lambda_.DockerImageFunction(
@@ -55,7 +69,12 @@ class LambdaBackend(NestedStack):
             log_group=log_group,
             environment=props.service.environment(),
         )
-        ignore_cfn_lint(self.function.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")
+        function = self.function.node.default_child
+        # Lambda's own 0 would throttle every call; here 0 means "no reservation".
+        function.add_property_override(
+            "ReservedConcurrentExecutions", Fn.condition_if(reserves.logical_id, reserved.value_as_number, Aws.NO_VALUE)
+        )
+        ignore_cfn_lint(function, REDUNDANT_ROLE_DEPENDENCY, "W3005")
         self.function.add_permission(
             "ApiGatewayInvoke",
             principal=iam.ServicePrincipal("apigateway.amazonaws.com"),

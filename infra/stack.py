@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnCondition, CfnOutput, CfnResource, Fn, Stack
+from aws_cdk import CfnCondition, CfnOutput, CfnResource, CfnRule, CfnRuleAssertion, Fn, Stack
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.api import RestApi
+from infra.alarms import Alarms
+from infra.api import Backend, RestApi
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.explorer import ApiExplorer, ApiExplorerProps
 from infra.lambda_backend import LambdaBackend, LambdaBackendProps
@@ -42,6 +43,7 @@ class ImageSimilarityStack(Stack):
             api=self.api,
             stage_name=self.parameters.stage_name.value_as_string,
             parameter_values={p.logical_id: p.value_as_string for p in self.parameters.all()},
+            creates_cloudwatch_role=self.conditions.creates_cloudwatch_role,
         )
         self._output(
             "ApiStageUrl",
@@ -61,14 +63,12 @@ class ImageSimilarityStack(Stack):
             self.stage.url_for_path(f"/{API_EXPLORER_PATH}/"),
             self.conditions.api_explorer,
         )
+        # Routes stay while the API does; a feature that is off answers 404 through its route (infra.api).
         apply_condition(self.api, self.conditions.api)
         apply_condition(self.stage, self.conditions.api)
-        for route, condition in (
-            (self.image_similarity_route, self.conditions.image_similarity),
-            (self.api_explorer_route, self.conditions.api_explorer),
-        ):
-            apply_condition(route.resource, condition)
-            self.stage.redeploy_after_removal(route, condition)
+        for construct in (self.api.cloudwatch_role, self.api.cloudwatch_account):
+            apply_condition(construct, self.conditions.creates_cloudwatch_role)
+        self._add_operator_options()
         self._condition_custom_resource_provider()
         self.template_options.metadata = {"AWS::CloudFormation::Interface": self.parameters.interface_metadata()}
 
@@ -90,6 +90,7 @@ class ImageSimilarityStack(Stack):
             props=LambdaBackendProps(
                 service=service,
                 memory_size=self.parameters.lambda_memory_size.value_as_number,
+                reserved_concurrency=self.parameters.lambda_reserved_concurrency.value_as_string,
                 invoke_source_arn=self.api.execute_arn("POST", f"/{IMAGE_SIMILARITY_PATH}"),
             ),
         )
@@ -97,18 +98,24 @@ class ImageSimilarityStack(Stack):
             self,
             "SageMakerBackend",
             props=SageMakerBackendProps(
-                service=service, instance_type=self.parameters.sagemaker_instance_type.value_as_string
+                service=service,
+                instance_type=self.parameters.sagemaker_instance_type.value_as_string,
+                min_instances=self.parameters.sagemaker_min_instances.value_as_string,
+                max_instances=self.parameters.sagemaker_max_instances.value_as_string,
             ),
         )
         lambda_backend.nested_stack_resource.cfn_options.condition = self.conditions.lambda_backend
+        self.lambda_backend = lambda_backend
         sagemaker_backend.nested_stack_resource.cfn_options.condition = self.conditions.sagemaker_backend
 
         self.image_similarity_route = self.api.add_method(
             IMAGE_SIMILARITY_PATH,
             "POST",
-            integration=Fn.condition_if(
-                self.conditions.lambda_backend.logical_id, lambda_backend.integration, sagemaker_backend.integration
-            ),
+            backends=[
+                Backend(self.conditions.lambda_backend.logical_id, lambda_backend.integration),
+                Backend(self.conditions.sagemaker_backend.logical_id, sagemaker_backend.integration),
+            ],
+            not_deployed="Image Similarity is not deployed on this stack: set its ImageSimilarity parameter to yes.",
             authorization_type=self.parameters.authorization.value_as_string,
             description="ImageSimilarity",
         )
@@ -134,12 +141,12 @@ class ImageSimilarityStack(Stack):
             ),
         )
         explorer.nested_stack_resource.cfn_options.condition = self.conditions.api_explorer
-        routes = []
         for path in (API_EXPLORER_PATH, f"{API_EXPLORER_PATH}/{{proxy+}}"):
             route = self.api.add_method(
                 path,
                 "GET",
-                integration=explorer.integration,
+                backends=[Backend(self.conditions.api_explorer.logical_id, explorer.integration)],
+                not_deployed="The API Explorer is not deployed on this stack: set its APIExplorer parameter to yes.",
                 authorization_type="NONE",
                 description="APIExplorer",
                 cors=False,  # the page calls the API from the API's own origin
@@ -151,8 +158,48 @@ class ImageSimilarityStack(Stack):
                 "AwsSolutions-APIG4",
                 "AwsSolutions-COG4",
             )
-            routes.append(route)
-        self.api_explorer_route = routes[0]  # its resource holds the {proxy+} resource too
+
+    def _add_operator_options(self) -> None:
+        """What operators may switch on, each off by default: WAF, a custom domain, alarms."""
+        parameters, conditions = self.parameters, self.conditions
+        self.stage.associate_web_acl(parameters.web_acl_arn.value_as_string, conditions.web_acl)
+        domain = parameters.custom_domain_name.value_as_string
+        target = self.stage.add_custom_domain(
+            domain, parameters.certificate_arn.value_as_string, conditions.custom_domain
+        )
+        CfnRule(
+            self,
+            "CustomDomainNeedsCertificate",
+            rule_condition=Fn.condition_not(Fn.condition_equals(domain, "")),
+            assertions=[
+                CfnRuleAssertion(
+                    assert_=Fn.condition_not(Fn.condition_equals(parameters.certificate_arn.value_as_string, "")),
+                    assert_description="CustomDomainName needs CertificateArn: a certificate for that domain.",
+                )
+            ],
+        )
+        self._output(
+            "CustomDomainTarget",
+            "DNS name to point a CNAME (or alias) record for CustomDomainName at",
+            target,
+            conditions.custom_domain,
+        )
+        self._output(
+            "CustomDomainUrl",
+            "Image Similarity API on the custom domain",
+            Fn.join("", ["https://", domain, f"/{IMAGE_SIMILARITY_PATH}"]),
+            conditions.custom_domain,
+        )
+        alarms = Alarms(
+            self,
+            "Monitoring",  # "Alarms" is the parameter's id
+            api_name=self.api.api.rest_api_name,
+            stage_name=self.stage.stage.ref,
+            condition=conditions.alarms,
+            topic_arn=parameters.alarm_topic_arn.value_as_string,
+            has_topic=conditions.has_alarm_topic,
+        )
+        alarms.add_function_throttles(self.lambda_backend.function.function_name, conditions.lambda_alarms)
 
     def _output(self, logical_id: str, description: str, value: str, condition: CfnCondition) -> None:
         output = CfnOutput(self, f"{logical_id}Output", description=description, value=value)

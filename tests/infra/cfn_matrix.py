@@ -28,12 +28,30 @@ PSEUDO_PARAMETERS = {
 ROOT = "root"
 _SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}]+)\}")
 
-# Free-form parameters take their default and this second value in the matrix.
+# Settings (every parameter but the choices below) take their default and this second value in the matrix; those
+# with allowed values take the first other allowed value.
 SAMPLE_ALTERNATIVES = {
     "APIGatewayStageName": "v2",
     "AllowedS3Buckets": "bucket-a,bucket-b",
-    "LambdaMemorySize": "4096",
+    "LambdaMemorySize": "3008",
+    "LambdaReservedConcurrency": "0",
+    "SageMakerMinInstanceCount": "2",
+    "SageMakerMaxInstanceCount": "4",
+    "CustomDomainName": "api.example.com",
+    "CertificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/0c9d6bd4-example",
+    "WebACLArn": "arn:aws:wafv2:us-east-1:111122223333:regional/webacl/images/0c9d6bd4-example",
+    "AlarmTopicArn": "arn:aws:sns:us-east-1:111122223333:image-similarity-alarms",
 }
+# Settings that only make sense together: a variant that changes one changes the others too.
+SAMPLE_GROUPS = [
+    {"CustomDomainName", "CertificateArn"},  # the template's rule requires both
+    {"SageMakerMinInstanceCount", "SageMakerMaxInstanceCount"},  # the maximum must not be below the minimum
+    {"Alarms", "AlarmTopicArn"},
+]
+# Variants beyond one per setting (or group).
+EXTRA_VARIANTS = [{"Alarms": "yes"}]  # alarms without a topic
+# The parameters that decide what is deployed, beside the yes/no features: every combination of them is checked.
+STRUCTURAL_CHOICES = ("InferenceBackend", "APIGatewayAuthorization")
 # Not a user choice: CDK's bootstrap version check, read from SSM.
 NOT_IN_MATRIX = {"BootstrapVersion": "30"}
 
@@ -267,15 +285,13 @@ def _as_list(value) -> list:
 
 # -- the parameter matrix ------------------------------------------------------------------------------------------
 def parameter_samples(template: dict) -> dict[str, list[str]]:
-    """Values to try per root parameter: every allowed value when there are few, else the default and one other."""
+    """Two values per root parameter: the default first, then another allowed value or the sample alternative."""
     samples = {}
     for name, spec in template["Parameters"].items():
         if name in NOT_IN_MATRIX:
             continue
         allowed = spec.get("AllowedValues")
-        if allowed and len(allowed) <= 3:
-            samples[name] = list(allowed)
-        elif allowed:
+        if allowed:
             samples[name] = [spec["Default"], next(v for v in allowed if v != spec["Default"])]
         else:
             samples[name] = [spec["Default"], SAMPLE_ALTERNATIVES[name]]
@@ -289,9 +305,49 @@ def feature_parameters(template: dict) -> list[str]:
     return features
 
 
-def combinations(template: dict) -> list[dict[str, str]]:
+def choice_parameters(template: dict) -> list[str]:
+    """The features and the structural choices: the matrix has every combination of them."""
+    return [*feature_parameters(template), *STRUCTURAL_CHOICES]
+
+
+def setting_variants(template: dict) -> list[dict[str, str]]:
+    """Sets of settings away from their defaults: each setting (with its group) alone, the extras, and all at once."""
     samples = parameter_samples(template)
-    return [dict(zip(samples, values, strict=True)) for values in itertools.product(*samples.values())]
+    settings = [name for name in samples if name not in choice_parameters(template)]
+
+    def alternative(names) -> dict[str, str]:
+        return {name: samples[name][1] for name in sorted(names)}
+
+    variants = []
+    for name in settings:
+        group = next((g for g in SAMPLE_GROUPS if name in g), {name})
+        variants.append(alternative(group))
+    variants += EXTRA_VARIANTS
+    variants.append(alternative(settings))
+    unique = []
+    for variant in variants:
+        if variant not in unique:
+            unique.append(variant)
+    return unique
+
+
+def combinations(template: dict) -> list[dict[str, str]]:
+    """Every combination of the choices with default settings and with every setting changed; each other setting
+    variant with the default choices. Pairs of them are the transitions the update tests check."""
+    samples = parameter_samples(template)
+    defaults = {name: values[0] for name, values in samples.items()}
+    choices = choice_parameters(template)
+    everything_changed = setting_variants(template)[-1]
+    found = []
+    for values in itertools.product(*(samples[name] for name in choices)):
+        chosen = dict(zip(choices, values, strict=True))
+        found += [{**defaults, **chosen}, {**defaults, **everything_changed, **chosen}]
+    found += [{**defaults, **variant} for variant in setting_variants(template)[:-1]]
+    unique = []
+    for combination in found:
+        if combination not in unique:
+            unique.append(combination)
+    return unique
 
 
 # -- transitions ---------------------------------------------------------------------------------------------------
@@ -402,14 +458,99 @@ class Transition:
             return True
         return self.before.canonical[key] != self.after.canonical[key]
 
+    # -- the two phases of an update, as seen by the API Gateway stage ------------------------------------------------
+    # CloudFormation first creates and updates resources (the update phase), then deletes what is gone or replaced
+    # (the clean-up phase). A deployment snapshots the methods that exist when it is made.
+    def cleanup_calls(self) -> list[dict]:
+        """The SDK calls that the clean-up phase makes: the Delete call of each deleted or replaced custom resource."""
+        calls = []
+        for key in sorted(self.deleted | self.replaced | self.new_physical_ids()):
+            kind, props = self.before.resources[key]
+            if kind.startswith("Custom::") and isinstance(props, dict) and "Delete" in props:
+                calls.append(json.loads(_render(props["Delete"])))
+        return calls
+
+    def new_physical_ids(self) -> set[tuple[str, str]]:
+        """Custom resources that get a new physical id from their update (it is taken from the call's response):
+        CloudFormation deletes the old one in the clean-up phase."""
+        found = set()
+        for key in set(self.before.resources) & set(self.after.resources):
+            kind, props = self.after.resources[key]
+            if kind.startswith("Custom::") and self.updated(key) and '"responsePath"' in _render(props.get("Update", "")):
+                found.add(key)
+        return found
+
+    def deployment_calls(self) -> int:
+        """CreateDeployment calls of the whole update; API Gateway allows one per 5 seconds per account."""
+        update_phase = [
+            key
+            for key, (kind, _) in self.after.resources.items()
+            if kind == "Custom::ApiGatewayDeployment" and self.updated(key)
+        ]
+        cleanup_phase = [c for c in self.cleanup_calls() if c.get("action") == "createDeployment"]
+        return len(update_phase) + len(cleanup_phase)
+
+    def served(self) -> tuple[dict[tuple[str, str], dict], set[str]]:
+        """After the update: the methods the managed stage serves (path, method -> properties) and the names of
+        stages that clean-up calls deployed to without the stack managing them."""
+        stage = next((k for k, (kind, _) in self.after.resources.items() if kind == "AWS::ApiGateway::Stage"), None)
+        if stage is None:
+            return {}, set()
+        stage_name = self.after.resources[stage][1]["StageName"]
+        deployment = next(k for k, (kind, _) in self.after.resources.items() if kind == "Custom::ApiGatewayDeployment")
+        if self.updated(deployment):
+            # Methods being deleted still exist in the update phase, with their old properties.
+            served = {**_methods(self.before, self.deleted), **_methods(self.after)}
+        else:
+            served = _methods(self.before)
+        unmanaged = set()
+        for call in self.cleanup_calls():
+            if call.get("action") != "createDeployment":
+                continue
+            if call["parameters"].get("stageName") == stage_name:
+                served = _methods(self.after)
+            else:
+                unmanaged.add(call["parameters"].get("stageName"))
+        return served, unmanaged
+
+    def served_targets_missing(self) -> list[str]:
+        """Integrations the stage serves after the update whose target (a nested stack) is gone."""
+        served, _ = self.served()
+        root = self.after.root
+        known = set(root.resources) | set(root.parameters) | set(root.pseudo)
+        return [
+            f"{method} {path} -> {target}"
+            for (path, method), props in served.items()
+            for target, _attribute in root.references(props.get("Integration", {}))
+            if target not in known
+        ]
+
+
+def _methods(deployment: Deployment, only: set | None = None) -> dict[tuple[str, str], dict]:
+    root = {lid: value for (stack, lid), value in deployment.resources.items() if stack == ROOT}
+    return {
+        (api_path(root, props["ResourceId"]), props["HttpMethod"]): props
+        for (stack, lid), (kind, props) in deployment.resources.items()
+        if stack == ROOT and kind == "AWS::ApiGateway::Method" and (only is None or (stack, lid) in only)
+    }
+
+
+def _render(value) -> str:
+    """A resolved value as text, with what is only known at deploy time written as a placeholder."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, items = value["Fn::Join"]
+        return delimiter.join(_render(i) for i in items)
+    return "<" + _canonical(value).replace('"', "'") + ">"
+
 
 # -- the report ----------------------------------------------------------------------------------------------------
 def resource_table(template: dict, deployments: list[Deployment]) -> str:
-    """A Markdown table: for each combination of the choice parameters, the resources that exist (type x count).
-
-    Free-form parameters (names, sizes) never change which resources exist; the matrix tests check that too."""
-    choices = [name for name, values in parameter_samples(template).items() if name not in SAMPLE_ALTERNATIVES]
-    choices = [name for name in choices if len(template["Parameters"][name].get("AllowedValues", [])) <= 3]
+    """A Markdown table: for each combination of the choice parameters and the settings changed from their defaults,
+    the resources that exist (type x count)."""
+    choices = choice_parameters(template)
+    defaults = {name: values[0] for name, values in parameter_samples(template).items()}
     rows: dict[tuple, set[str]] = {}
     for deployment in deployments:
         counts: dict[str, int] = {}
@@ -417,8 +558,10 @@ def resource_table(template: dict, deployments: list[Deployment]) -> str:
             label = f"{stack.split('NestedStack')[0]}: {kind}"
             counts[label] = counts.get(label, 0) + 1
         cell = "<br>".join(f"{n} x {label}" if n > 1 else label for label, n in sorted(counts.items()))
-        rows.setdefault(tuple(deployment.parameters[c] for c in choices), set()).add(cell)
-    lines = [f"| {' | '.join(choices)} | resources |", f"|{'---|' * (len(choices) + 1)}"]
+        changed = sorted(k for k, v in deployment.parameters.items() if k not in choices and v != defaults[k])
+        key = (*(deployment.parameters[c] for c in choices), ", ".join(changed) or "defaults")
+        rows.setdefault(key, set()).add(cell)
+    lines = [f"| {' | '.join(choices)} | settings | resources |", f"|{'---|' * (len(choices) + 2)}"]
     for key, cells in rows.items():
         lines += [f"| {' | '.join(key)} | {cell} |" for cell in sorted(cells)]
     return "\n".join(lines) + "\n"

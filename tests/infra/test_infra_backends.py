@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from cfn_matrix import Evaluator
 from infra_synthesis import REPOSITORY, Synthesized
 
 LAMBDA_MAX_TIMEOUT_UNDER_API_GATEWAY = 29
@@ -65,6 +66,8 @@ def test_function_is_a_container_sized_by_the_parameter(root, lambda_template):
         "Ref": "AllowedS3Buckets"
     }
     assert props["Environment"]["Variables"]["LOG_LEVEL"] == "INFO"
+    # The service then refuses s3:// URLs while no bucket is named (tests/test_s3_urls_in_deployments.py).
+    assert props["Environment"]["Variables"]["S3_URLS_NEED_ALLOWED_BUCKETS"] == "AllowedS3Buckets"
 
 
 def test_function_logs_to_its_own_log_group_with_retention(lambda_template):
@@ -74,14 +77,63 @@ def test_function_logs_to_its_own_log_group_with_retention(lambda_template):
     assert "LogGroupName" not in log_group["Properties"]  # a generated name never collides across updates
 
 
-def test_function_role_may_only_write_its_logs_and_read_s3_objects(lambda_template):
+def s3_read_policy(template: dict, role_logical_id: str) -> dict:
+    (policy,) = [
+        p
+        for p in resources_of(template, "AWS::IAM::Policy")
+        if p["Properties"]["Roles"] == [{"Ref": role_logical_id}]
+        and p["Properties"]["PolicyDocument"]["Statement"][0]["Action"] == "s3:GetObject"
+    ]
+    return policy
+
+
+def test_function_role_may_only_write_its_logs_and_read_the_allowed_s3_objects(lambda_template):
     (function,) = resources_of(lambda_template, "AWS::Lambda::Function")
     role = role_id_of(function["Properties"]["Role"])
     assert "ManagedPolicyArns" not in lambda_template["Resources"][role]["Properties"]
     actions = sorted(a for s in statements(lambda_template, role) for a in _as_list(s["Action"]))
     assert actions == ["logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject"]
-    (s3,) = [s for s in statements(lambda_template, role) if s["Action"] == "s3:GetObject"]
-    assert s3["Resource"] == {"Ref": "S3ObjectArns"}
+    _assert_s3_access_only_when_buckets_are_named(lambda_template, role)
+
+
+def _assert_s3_access_only_when_buckets_are_named(template: dict, role: str) -> None:
+    """Issue 14, defect 9: with AllowedS3Buckets empty the role reads no object at all (it was every object)."""
+    policy = s3_read_policy(template, role)
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Resource"] == {"Fn::Split": [",", {"Ref": "S3ObjectArns"}]}
+    assert template["Conditions"][policy["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "S3ObjectArns"}, ""]}]
+    }
+    for deployment_parameters, exists in (({"S3ObjectArns": ""}, False), ({"S3ObjectArns": "arn:*:s3:::a/*"}, True)):
+        evaluator = nested_evaluator(template, deployment_parameters)
+        assert (s3_policy_id(template, policy) in evaluator.resources) is exists
+
+
+def nested_evaluator(template: dict, parameters: dict[str, str]) -> Evaluator:
+    """`template` evaluated with `parameters`, and a placeholder for every other parameter without a default."""
+    required = {name: "placeholder" for name, spec in template.get("Parameters", {}).items() if "Default" not in spec}
+    return Evaluator(template, {**required, **parameters})
+
+
+def s3_policy_id(template: dict, policy: dict) -> str:
+    return next(k for k, v in template["Resources"].items() if v is policy)
+
+
+def test_sagemaker_role_reads_s3_objects_only_when_buckets_are_named(sagemaker_template):
+    (model,) = resources_of(sagemaker_template, "AWS::SageMaker::Model")
+    _assert_s3_access_only_when_buckets_are_named(sagemaker_template, role_id_of(model["Properties"]["ExecutionRoleArn"]))
+
+
+def test_function_reserved_concurrency_follows_the_parameter_and_0_means_none(root, lambda_template):
+    """Issue 14, defect 9: a reservation caps the function so slow URL fetches cannot drain the account's pool."""
+    (function,) = resources_of(lambda_template, "AWS::Lambda::Function")
+    condition, value, otherwise = function["Properties"]["ReservedConcurrentExecutions"]["Fn::If"]
+    assert value == {"Ref": "ReservedConcurrency"} and otherwise == {"Ref": "AWS::NoValue"}
+    assert lambda_template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]}]}
+    assert nested_parameter_source(root, "LambdaBackend", {"Ref": "ReservedConcurrency"}) == {
+        "Ref": "LambdaReservedConcurrency"
+    }
+    assert int(root["Parameters"]["LambdaReservedConcurrency"]["Default"]) > 0
 
 
 def test_only_the_post_method_may_invoke_the_function(lambda_template):
@@ -92,17 +144,17 @@ def test_only_the_post_method_may_invoke_the_function(lambda_template):
 
 def test_s3_object_arns_follow_the_allowed_buckets_parameter(root):
     for prefix in ("LambdaBackend", "SageMakerBackend"):
-        condition, named, anything = nested_parameter_source(root, prefix, {"Ref": "S3ObjectArns"})["Fn::If"]
+        condition, named, nothing = nested_parameter_source(root, prefix, {"Ref": "S3ObjectArns"})["Fn::If"]
         assert condition == "HasAllowedS3Buckets"
         assert {"Ref": "AllowedS3Buckets"} in named["Fn::Join"][1][1]["Fn::Join"][1]["Fn::Split"]
-        assert anything == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::*/*"]]}
+        assert nothing == ""
 
 
 def test_model_runs_the_service_image_with_the_same_environment(root, sagemaker_template):
     (model,) = resources_of(sagemaker_template, "AWS::SageMaker::Model")
     container = model["Properties"]["PrimaryContainer"]
     assert "cdk-hnb659fds-container-assets" in container["Image"]["Fn::Sub"]
-    assert set(container["Environment"]) == {"ALLOWED_S3_BUCKETS", "LOG_LEVEL"}
+    assert set(container["Environment"]) == {"ALLOWED_S3_BUCKETS", "S3_URLS_NEED_ALLOWED_BUCKETS", "LOG_LEVEL"}
     assert "ModelName" not in model["Properties"]
     # CreateModel checks the role can pull the image, so the role's policy must exist first.
     assert any(d.startswith("ExecutionRoleDefaultPolicy") for d in model["DependsOn"])
@@ -114,10 +166,59 @@ def test_endpoint_uses_the_instance_type_parameter_and_generated_names(root, sag
     assert nested_parameter_source(root, "SageMakerBackend", variant["InstanceType"]) == {
         "Ref": "SageMakerInstanceType"
     }
-    assert variant["InitialInstanceCount"] == 1
-    (endpoint,) = resources_of(sagemaker_template, "AWS::SageMaker::Endpoint")
-    assert "EndpointName" not in endpoint["Properties"]
+    assert nested_parameter_source(root, "SageMakerBackend", variant["InitialInstanceCount"]) == {
+        "Ref": "SageMakerMinInstanceCount"
+    }
     assert "EndpointConfigName" not in config["Properties"]
+
+
+def test_endpoint_name_is_unique_to_its_stack_and_its_log_group_expires_with_it(sagemaker_template):
+    """Issue 14, defect 10: SageMaker's own log group never expired and outlived the stack."""
+    (endpoint,) = resources_of(sagemaker_template, "AWS::SageMaker::Endpoint")
+    name = endpoint["Properties"]["EndpointName"]
+    assert name == {
+        "Fn::Join": ["-", ["image-similarity", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]]
+    }
+    (log_group_id,) = endpoint["DependsOn"]
+    log_group = sagemaker_template["Resources"][log_group_id]
+    assert log_group["Properties"]["LogGroupName"] == {"Fn::Join": ["", ["/aws/sagemaker/Endpoints/", name]]}
+    assert log_group["Properties"]["RetentionInDays"] > 0 and log_group["DeletionPolicy"] == "Delete"
+
+
+def test_sagemaker_auto_scaling_only_when_the_maximum_is_above_the_minimum(root, sagemaker_template):
+    (target,) = resources_of(sagemaker_template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    (policy,) = resources_of(sagemaker_template, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    assert target["Condition"] == policy["Condition"]
+    assert sagemaker_template["Conditions"][target["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "MinInstanceCount"}, {"Ref": "MaxInstanceCount"}]}]
+    }
+    props = target["Properties"]
+    assert props["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    assert (props["MinCapacity"], props["MaxCapacity"]) == ({"Ref": "MinInstanceCount"}, {"Ref": "MaxInstanceCount"})
+    configuration = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert configuration["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
+        "SageMakerVariantInvocationsPerInstance"
+    )
+    assert root["Parameters"]["SageMakerMinInstanceCount"]["Default"] == root["Parameters"][
+        "SageMakerMaxInstanceCount"
+    ]["Default"]  # off by default
+    for counts, exists in ((("1", "1"), False), (("1", "3"), True)):
+        evaluator = nested_evaluator(sagemaker_template, {"MinInstanceCount": counts[0], "MaxInstanceCount": counts[1]})
+        assert evaluator.condition(target["Condition"]) is exists
+
+
+def test_the_image_is_built_as_a_docker_image_not_an_oci_one(synthesized):
+    """Issue 14, defect 2: SageMaker's CreateModel rejects the OCI manifests that recent Docker pushes by default."""
+    import json
+
+    images = [
+        image
+        for path in synthesized.outdir.glob("*.assets.json")
+        for image in json.loads(path.read_text()).get("dockerImages", {}).values()
+    ]
+    assert images
+    for image in images:
+        assert image["source"]["dockerOutputs"] == ["type=docker"]
 
 
 def test_api_gateway_role_may_invoke_only_this_endpoint(sagemaker_template):
@@ -149,3 +250,27 @@ def _endpoint_id(template: dict) -> str:
 
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def test_service_image_and_explorer_run_a_python_lambda_supports_for_years(explorer_python_runtime):
+    """Issue 14, defect 4: the image was on python:3.11, deprecated by Lambda. Dates from cfn-lint's runtime data."""
+    import datetime
+    import re
+
+    from cfnlint.data import AdditionalSpecs
+    from cfnlint.helpers import load_resource
+
+    dockerfile = (REPOSITORY / "functions" / "Dockerfile").read_text()
+    (version,) = re.findall(r"^FROM public\.ecr\.aws/lambda/python:(3\.\d+)$", dockerfile, re.MULTILINE)
+    assert explorer_python_runtime == f"python{version}"  # one Python for the whole service package
+    lifecycle = load_resource(AdditionalSpecs, "LmbdRuntimeLifecycle.json")[f"python{version}"]
+    deprecated = datetime.date.fromisoformat(lifecycle["deprecated"])
+    assert deprecated >= datetime.date(2029, 1, 1), lifecycle
+
+
+@pytest.fixture(scope="module")
+def explorer_python_runtime(synthesized: Synthesized) -> str:
+    template = synthesized.nested_template("ApiExplorer")
+    (function,) = resources_of(template, "AWS::Lambda::Function")
+    assert function["Properties"]["Architectures"] == ["x86_64"]  # offered in every Region, China included
+    return function["Properties"]["Runtime"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from cfn_matrix import (
     PSEUDO_PARAMETERS,
     ROOT,
     Deployment,
     api_path,
+    choice_parameters,
     feature_parameters,
     parameter_samples,
 )
@@ -40,8 +43,47 @@ def uninstalled(synthesized: Synthesized, deployment: Deployment) -> bool:
 def test_matrix_covers_every_user_parameter(synthesized, deployments):
     samples = parameter_samples(synthesized.root)
     assert set(samples) == set(synthesized.root["Parameters"]) - {"BootstrapVersion"}
-    assert all(len(values) >= 2 for values in samples.values())
-    assert len(deployments) == 2 ** len(samples)
+    for name, values in samples.items():
+        assert {d.parameters[name] for d in deployments} == set(values), name
+
+
+def test_matrix_has_every_combination_of_the_choices_with_default_and_changed_settings(synthesized, deployments):
+    choices = choice_parameters(synthesized.root)
+    samples = parameter_samples(synthesized.root)
+    defaults = {name: values[0] for name, values in samples.items()}
+    for values in itertools.product(*(samples[name] for name in choices)):
+        chosen = dict(zip(choices, values, strict=True))
+        matching = [d.parameters for d in deployments if all(d.parameters[k] == v for k, v in chosen.items())]
+        assert {**defaults, **chosen} in matching
+        assert any(all(p[k] != defaults[k] for k in samples if k not in choices) for p in matching), chosen
+
+
+def test_value_settings_never_change_which_resources_exist(synthesized, deployments):
+    """Names and sizes are values; the optional operator settings, by contrast, each add resources."""
+    samples = parameter_samples(synthesized.root)
+    defaults = {name: values[0] for name, values in samples.items()}
+    baseline = next(d for d in deployments if d.parameters == defaults).resource_types()
+    for deployment in deployments:
+        changed = {k for k, v in deployment.parameters.items() if v != defaults[k]}
+        if not changed:
+            continue
+        same = deployment.resource_types() == baseline
+        if changed <= VALUE_SETTINGS:
+            assert same, changed
+        elif changed & OPTIONAL_RESOURCES_SETTINGS == changed:
+            assert not same, changed
+
+
+VALUE_SETTINGS = {"APIGatewayStageName", "LambdaMemorySize", "SageMakerInstanceType", "LambdaReservedConcurrency"}
+OPTIONAL_RESOURCES_SETTINGS = {
+    "CustomDomainName",
+    "CertificateArn",
+    "WebACLArn",
+    "Alarms",
+    "AlarmTopicArn",
+    "AllowedS3Buckets",
+    "APIGatewayCloudWatchRole",
+}
 
 
 def test_no_combination_refers_to_anything_missing(deployments):
@@ -49,11 +91,10 @@ def test_no_combination_refers_to_anything_missing(deployments):
     assert {k: v for k, v in problems.items() if v} == {}
 
 
-def test_exactly_one_post_method_when_the_feature_is_on(deployments):
+def test_exactly_one_post_method_while_the_api_exists(synthesized, deployments):
     for deployment in deployments:
         expected = [("/image-similarity", "OPTIONS"), ("/image-similarity", "POST")]
-        on = deployment.parameters["ImageSimilarity"] == "yes"
-        assert methods(deployment, "/image-similarity") == (expected if on else [])
+        assert methods(deployment, "/image-similarity") == ([] if uninstalled(synthesized, deployment) else expected)
 
 
 def test_the_chosen_backend_and_only_it_is_deployed(deployments):
@@ -65,9 +106,9 @@ def test_the_chosen_backend_and_only_it_is_deployed(deployments):
             assert backends == {f"{deployment.parameters['InferenceBackend']}Backend"}
 
 
-def test_post_integration_follows_the_backend_and_authorization(deployments):
+def test_post_integration_follows_the_backend_and_authorization(synthesized, deployments):
     for deployment in deployments:
-        if deployment.parameters["ImageSimilarity"] == "no":
+        if uninstalled(synthesized, deployment):
             continue
         (post,) = [
             props
@@ -76,6 +117,8 @@ def test_post_integration_follows_the_backend_and_authorization(deployments):
         ]
         assert post["AuthorizationType"] == deployment.parameters["APIGatewayAuthorization"]
         expected = "AWS_PROXY" if deployment.parameters["InferenceBackend"] == "Lambda" else "AWS"
+        if deployment.parameters["ImageSimilarity"] == "no":
+            expected = "MOCK"
         assert post["Integration"]["Type"] == expected
 
 
@@ -161,7 +204,7 @@ def test_resource_table_is_written_for_the_release_note(synthesized, deployments
 
     table = resource_table(synthesized.root, deployments)
     rows = table.splitlines()[2:]
-    assert len(rows) == len({row.rsplit("|", 2)[0] for row in rows}), "free-form parameters changed the resources"
+    assert len(rows) == len({row.rsplit("|", 2)[0] for row in rows}), "one set of parameters, two sets of resources"
     artifacts = REPOSITORY / "tests" / "artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "infra-resources.md").write_text(table)

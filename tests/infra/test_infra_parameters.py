@@ -32,10 +32,35 @@ def test_free_form_parameters_are_constrained(root):
     assert params["APIGatewayStageName"]["Default"] == "prod"
     assert params["APIGatewayStageName"]["AllowedPattern"]
     assert params["LambdaMemorySize"]["Type"] == "Number"
-    assert params["LambdaMemorySize"]["MaxValue"] == 10240
+    # New accounts may be refused more than 3,008 MB (issue 14, defect 7).
+    assert params["LambdaMemorySize"]["MaxValue"] == 3008 and "3008" in params["LambdaMemorySize"]["Description"]
     assert params["SageMakerInstanceType"]["Default"].startswith("ml.c5.")
     assert all(t.startswith("ml.") for t in params["SageMakerInstanceType"]["AllowedValues"])
     assert params["AllowedS3Buckets"]["Default"] == ""
+    # It becomes a SageMaker container environment value, at most 1,024 bytes (issue 14, defect 7).
+    assert params["AllowedS3Buckets"]["MaxLength"] == 1024 and "1024" in params["AllowedS3Buckets"]["Description"]
+    assert "Service Quotas" in params["SageMakerInstanceType"]["Description"]
+
+
+@pytest.mark.parametrize("name", ["APIGatewayAuthorization", "CustomDomainName"])
+def test_china_icp_rule_is_in_the_parameter_descriptions(root, name):
+    """Issue 14, defect 8: unsigned calls get 403 in Beijing and Ningxia without an ICP licence."""
+    assert "ICP" in root["Parameters"][name]["Description"]
+
+
+@pytest.mark.parametrize(
+    ("name", "off"),
+    [("WebACLArn", ""), ("Alarms", "no"), ("AlarmTopicArn", ""), ("CustomDomainName", ""), ("CertificateArn", "")],
+)
+def test_operator_options_are_off_by_default(root, name, off):
+    assert root["Parameters"][name]["Default"] == off
+
+
+def test_a_custom_domain_needs_a_certificate(root):
+    rule = root["Rules"]["CustomDomainNeedsCertificate"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CustomDomainName"}, ""]}]}
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]}
 
 
 @pytest.mark.parametrize(

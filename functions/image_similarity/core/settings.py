@@ -52,6 +52,9 @@ class FetchSettings:
     slot_wait: float | None = None
     allow_loopback: bool = False
     allowed_buckets: frozenset[str] = frozenset()
+    # Set by deployments (infra/service.py) to the name of their bucket-list parameter: with no bucket named there,
+    # s3:// URLs are refused and the message names that parameter. Unset (the CLI): no list means any bucket.
+    buckets_parameter: str = ""
 
 
 def server_fetch_limits(fetch: FetchSettings, threads: int) -> FetchSettings:
@@ -80,5 +83,6 @@ class Settings:
                 # Test-only switch: lets `url` inputs reach 127.0.0.1 / ::1. Never set in deployed stacks.
                 allow_loopback=env.get("IMAGE_SIMILARITY_ALLOW_LOOPBACK_URLS") == "1",
                 allowed_buckets=buckets,
+                buckets_parameter=env.get("S3_URLS_NEED_ALLOWED_BUCKETS", ""),
             ),
         )

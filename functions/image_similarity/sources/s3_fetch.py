@@ -44,6 +44,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 def fetch_s3(url: str, settings: FetchSettings, client=None) -> bytes:
     bucket, key = parse_s3_url(url)
+    if settings.buckets_parameter and not settings.allowed_buckets:
+        raise RequestError(
+            403, f"s3:// URLs are off in this deployment: name the buckets it may read in its {settings.buckets_parameter} parameter"
+        )
     if settings.allowed_buckets and bucket not in settings.allowed_buckets:
         raise bucket_not_allowed(bucket)
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
