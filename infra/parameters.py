@@ -63,6 +63,16 @@ class Parameters(Construct):
             default="yes",
             allowed_values=["yes", "no"],
         )
+        self.image_search = self._parameter(
+            stack,
+            "ImageSearch",
+            "Image Search",
+            "Deploy Image Search (/collections/*): collections of image embeddings in an Amazon S3 Vectors vector "
+            "bucket, searched by image or vector. Needs ImageSimilarity=yes. Set to no to remove the routes; the "
+            "vector bucket and its collections are kept (docs/SEARCH_AWS.md).",
+            default="no",
+            allowed_values=["yes", "no"],
+        )
         self.inference_backend = self._parameter(
             stack,
             "InferenceBackend",
@@ -120,7 +130,7 @@ class Parameters(Construct):
             constraint_description="comma-separated S3 bucket names without spaces, or empty",
         )
         self.groups = [
-            ParameterGroup("Features", (self.image_similarity, self.api_explorer)),
+            ParameterGroup("Features", (self.image_similarity, self.api_explorer, self.image_search)),
             ParameterGroup(
                 "Inference", (self.inference_backend, self.lambda_memory_size, self.sagemaker_instance_type)
             ),
@@ -173,6 +183,13 @@ class Conditions(Construct):
         self.lambda_backend = condition("LambdaBackendEnabled", Fn.condition_and(self.image_similarity, uses_lambda))
         self.sagemaker_backend = condition(
             "SageMakerBackendEnabled", Fn.condition_and(self.image_similarity, Fn.condition_not(uses_lambda))
+        )
+        # Search embeds images with the service's model, so it is a part of the Image Similarity API.
+        self.image_search = condition(
+            "ImageSearchEnabled",
+            Fn.condition_and(
+                self.image_similarity, Fn.condition_equals(parameters.image_search.value_as_string, "yes")
+            ),
         )
         self.has_allowed_s3_buckets = condition(
             "HasAllowedS3Buckets",

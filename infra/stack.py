@@ -15,6 +15,7 @@ from infra.explorer import ApiExplorer, ApiExplorerProps
 from infra.lambda_backend import LambdaBackend, LambdaBackendProps
 from infra.parameters import Conditions, Parameters, apply_condition
 from infra.sagemaker_backend import SageMakerBackend, SageMakerBackendProps
+from infra.search import COLLECTIONS_PATH, ImageSearch, ImageSearchProps, add_collection_routes
 from infra.service import ServiceProps, s3_object_arns
 from infra.stage import ApiStage
 
@@ -36,6 +37,7 @@ class ImageSimilarityStack(Stack):
         self.api = RestApi(self, "RestApi")
         self._add_image_similarity(service_directory)
         self._add_api_explorer(service_directory)
+        self._add_image_search()
         self.stage = ApiStage(
             self,
             "Stage",
@@ -61,11 +63,24 @@ class ImageSimilarityStack(Stack):
             self.stage.url_for_path(f"/{API_EXPLORER_PATH}/"),
             self.conditions.api_explorer,
         )
+        self._output(
+            "ImageSearch",
+            "Image Search: collections of embeddings under this URL (POST {name}/items, POST {name}/search)",
+            self.stage.url_for_path(f"/{COLLECTIONS_PATH}/"),
+            self.conditions.image_search,
+        )
+        self._output(
+            "ImageSearchVectorBucket",
+            "The S3 Vectors bucket holding the collections; kept when ImageSearch is set to no (docs/SEARCH_AWS.md)",
+            self.image_search.bucket_name,
+            self.conditions.image_search,
+        )
         apply_condition(self.api, self.conditions.api)
         apply_condition(self.stage, self.conditions.api)
         for route, condition in (
             (self.image_similarity_route, self.conditions.image_similarity),
             (self.api_explorer_route, self.conditions.api_explorer),
+            (self.image_search_route, self.conditions.image_search),
         ):
             apply_condition(route.resource, condition)
             self.stage.redeploy_after_removal(route, condition)
@@ -79,7 +94,7 @@ class ImageSimilarityStack(Stack):
         switches backend (CloudFormation creates the new one before it deletes the old one).
         """
         allowed_s3_buckets = self.parameters.allowed_s3_buckets.value_as_string
-        service = ServiceProps(
+        self.service = service = ServiceProps(
             directory=service_directory,
             allowed_s3_buckets=allowed_s3_buckets,
             s3_object_arns=s3_object_arns(allowed_s3_buckets, self.conditions.has_allowed_s3_buckets),
@@ -119,6 +134,24 @@ class ImageSimilarityStack(Stack):
             "Cognito user pool.",
             "AwsSolutions-APIG4",
             "AwsSolutions-COG4",
+        )
+
+    def _add_image_search(self) -> None:
+        """The search nested stack (vector bucket and function) and the /collections routes it serves."""
+        self.image_search = ImageSearch(
+            self,
+            "ImageSearchStack",  # "ImageSearch" is the parameter's id
+            props=ImageSearchProps(
+                service=self.service,
+                memory_size=self.parameters.lambda_memory_size.value_as_number,
+                invoke_source_arn=self.api.execute_arn("*", f"/{COLLECTIONS_PATH}/*"),
+            ),
+        )
+        self.image_search.nested_stack_resource.cfn_options.condition = self.conditions.image_search
+        self.image_search_route = add_collection_routes(
+            self.api,
+            integration=self.image_search.integration,
+            authorization_type=self.parameters.authorization.value_as_string,
         )
 
     def _add_api_explorer(self, service_directory: Path) -> None:
