@@ -68,8 +68,8 @@ class Parameters(Construct):
             "ImageSearch",
             "Image Search",
             "Deploy Image Search (/collections/*): collections of image embeddings in an Amazon S3 Vectors vector "
-            "bucket, searched by image or vector. Needs ImageSimilarity=yes. Set to no to remove the routes; the "
-            "vector bucket and its collections are kept (docs/SEARCH_AWS.md).",
+            "bucket, searched by image or vector. Set to no to remove the routes and the search function; the vector "
+            "bucket and its collections are kept (docs/SEARCH_AWS.md).",
             default="no",
             allowed_values=["yes", "no"],
         )
@@ -184,12 +184,9 @@ class Conditions(Construct):
         self.sagemaker_backend = condition(
             "SageMakerBackendEnabled", Fn.condition_and(self.image_similarity, Fn.condition_not(uses_lambda))
         )
-        # Search embeds images with the service's model, so it is a part of the Image Similarity API.
+        # The search stack embeds images itself, so it needs neither ImageSimilarity nor an inference backend.
         self.image_search = condition(
-            "ImageSearchEnabled",
-            Fn.condition_and(
-                self.image_similarity, Fn.condition_equals(parameters.image_search.value_as_string, "yes")
-            ),
+            "ImageSearchEnabled", Fn.condition_equals(parameters.image_search.value_as_string, "yes")
         )
         self.has_allowed_s3_buckets = condition(
             "HasAllowedS3Buckets",
@@ -199,7 +196,7 @@ class Conditions(Construct):
             "APIExplorerEnabled", Fn.condition_equals(parameters.api_explorer.value_as_string, "yes")
         )
         # The REST API exists while any feature needs it.
-        self.api = condition("ApiEnabled", Fn.condition_or(self.image_similarity, self.api_explorer))
+        self.api = condition("ApiEnabled", Fn.condition_or(self.image_similarity, self.api_explorer, self.image_search))
 
 
 def apply_condition(scope: Construct, condition: CfnCondition) -> None:

@@ -67,8 +67,16 @@ def add_collection_routes(
     for path, methods in COLLECTION_ROUTES.items():
         for http_method, operation in methods:
             # One preflight per path listing all its methods: RestApi.add_method's own would be one per method.
-            routes.append(api.add_method(path, http_method, integration=integration,
-                                         authorization_type=authorization_type, description=operation, cors=False))
+            routes.append(
+                api.add_method(
+                    path,
+                    http_method,
+                    integration=integration,
+                    authorization_type=authorization_type,
+                    description=operation,
+                    cors=False,
+                )
+            )
         cors = {"allow_origins": apigw.Cors.ALL_ORIGINS, "allow_methods": [m for m, _ in methods] + ["OPTIONS"]}
         routes[-1].resource.add_cors_preflight(**cors, allow_headers=[*apigw.Cors.DEFAULT_HEADERS])
         api.method_definitions.append({"path": path, "cors": cors})  # in the stage's redeployment fingerprint

@@ -69,7 +69,11 @@ def test_every_combination_has_the_explorer_exactly_when_asked(deployments):
 
 
 def test_explorer_alone_keeps_the_api_and_stage_without_the_image_similarity_method(deployments):
-    alone = [d for d in deployments if d.parameters["APIExplorer"] == "yes" and d.parameters["ImageSimilarity"] == "no"]
+    alone = [
+        d
+        for d in deployments
+        if d.parameters["APIExplorer"] == "yes" and d.parameters["ImageSimilarity"] == d.parameters["ImageSearch"] == "no"
+    ]
     assert alone
     for deployment in alone:
         kinds = [kind for (stack, _), (kind, props) in deployment.resources.items() if stack == ROOT]
