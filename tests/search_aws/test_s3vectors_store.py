@@ -140,7 +140,7 @@ def test_delete_item_removes_it_and_an_unknown_id_is_404(s3vectors_store):
     assert [m.id for m in s3vectors_store.search("album", vectors[0], 5, 0.0, VERSION)] == ["b"]
     with pytest.raises(RequestError) as error:
         s3vectors_store.delete_item("album", "a")
-    assert error.value.status == 404 and "'a'" in error.value.message
+    assert error.value.status == 404 and "'a'" in error.value.message and "album" in error.value.message
 
 
 def test_delete_collection_removes_it_and_a_new_one_may_use_another_model_version(s3vectors_store):
@@ -151,6 +151,14 @@ def test_delete_collection_removes_it_and_a_new_one_may_use_another_model_versio
     assert error.value.status == 404
     add(s3vectors_store, "album", unit_vectors(1), version="model-v2")
     assert s3vectors_store.describe("album").model_version == "model-v2"
+
+
+def test_an_id_repeated_in_one_request_is_written_once_the_last_one_winning(s3vectors_store):
+    vectors = unit_vectors(2)
+    assert add(s3vectors_store, "album", vectors, ids=["a", "a"], metadata=[{"v": 0}, {"v": 1}]) == 1
+    assert s3vectors_store.describe("album").count == 1
+    [match] = s3vectors_store.search("album", vectors[1], 5, 0.0, VERSION)
+    assert (match.id, match.metadata, match.similarity) == ("a", {"v": 1}, pytest.approx(1.0, abs=1e-5))
 
 
 def test_collections_are_independent(s3vectors_store):

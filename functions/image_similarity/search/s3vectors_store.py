@@ -64,11 +64,14 @@ class S3VectorsStore:
                 raise
             stored_version = self._create_index(name, int(vectors.shape[1]), model_version)
         _check_version(name, stored_version, model_version)
-        records = [
-            {"key": item_id, "data": {"float32": vector.astype(np.float32).tolist()},
-             "metadata": {METADATA_KEY: json.dumps(item_metadata, separators=(",", ":"))}}
+        # An id repeated in one request is written once, the last one winning, as in every store; S3 Vectors is
+        # not asked to settle duplicate keys within one PutVectors call.
+        by_id = {
+            item_id: {"key": item_id, "data": {"float32": vector.astype(np.float32).tolist()},
+                      "metadata": {METADATA_KEY: json.dumps(item_metadata, separators=(",", ":"))}}
             for item_id, vector, item_metadata in zip(ids, vectors, metadata, strict=True)
-        ]
+        }
+        records = list(by_id.values())
         # PutVectors takes at most 500 vectors, the API's own item limit; larger calls are split all the same.
         for start in range(0, len(records), 500):
             self._call("put_vectors", name, indexName=name, vectors=records[start:start + 500])
@@ -94,7 +97,7 @@ class S3VectorsStore:
         # DeleteVectors succeeds for absent keys, so ask first: the contract answers 404 for an unknown id.
         found = self._call("get_vectors", name, indexName=name, keys=[item_id]).get("vectors", [])
         if not found:
-            raise RequestError(404, f"Collection '{name}' has no item with id '{item_id}'.")
+            raise RequestError(404, f"collection {name} has no item with id {item_id!r}")
         self._call("delete_vectors", name, indexName=name, keys=[item_id])
 
     def delete_collection(self, name: str) -> None:
@@ -164,11 +167,18 @@ class S3VectorsStore:
 
 def _check_version(name: str, stored: str, requested: str) -> None:
     if stored != requested:
-        raise RequestError(
-            409,
-            f"Collection '{name}' was built with model version '{stored}', not '{requested}'. Rebuild it: delete the "
-            f"collection (DELETE /collections/{name}) and add its items again.",
-        )
+        raise version_mismatch(name, stored, requested)
+
+
+# The contract's answers, worded as the local store words them (search/local_store.py on the search-local branch);
+# at the merge both stores should import one copy.
+def not_found(name: str) -> RequestError:
+    return RequestError(404, f"no collection named {name}: add items to create it (POST /collections/{name}/items)")
+
+
+def version_mismatch(name: str, built_with: str, given: str) -> RequestError:
+    return RequestError(409, f"collection {name} holds vectors of model {built_with}, not {given}: rebuild it with "
+                             f"this model (DELETE /collections/{name}, then add its images again) or use another name")
 
 
 def _metadata(stored: dict | None) -> dict[str, Any]:
@@ -183,7 +193,7 @@ def _code(error: ClientError) -> str:
 def _translate(error: ClientError, name: str) -> Exception:
     code = _code(error)
     if code in ("NotFoundException", "ResourceNotFoundException"):
-        return RequestError(404, f"No collection named '{name}'.")
+        return not_found(name)
     if code in ("TooManyRequestsException", "ThrottlingException"):
-        return RequestError(429, "Too many requests to the vector store right now; retry in a few seconds.")
+        return RequestError(429, "too many requests to the vector store right now: retry in a few seconds")
     return error
