@@ -163,6 +163,7 @@ class ImageSimilarityStack(Stack):
                 service_directory=service_directory,
                 authorization=self.parameters.authorization.value_as_string,
                 image_similarity=self.parameters.image_similarity.value_as_string,
+                image_search=self.parameters.image_search.value_as_string,
                 invoke_source_arn=self.api.execute_arn("GET", f"/{API_EXPLORER_PATH}*"),
             ),
         )

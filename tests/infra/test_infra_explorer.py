@@ -65,6 +65,7 @@ def test_every_combination_has_the_explorer_exactly_when_asked(deployments):
         assert function["Environment"]["Variables"] == {
             "EXPLORER_AUTHORIZATION": deployment.parameters["APIGatewayAuthorization"],
             "EXPLORER_IMAGE_SIMILARITY": deployment.parameters["ImageSimilarity"],
+            "EXPLORER_IMAGE_SEARCH": deployment.parameters["ImageSearch"],
         }
 
 
