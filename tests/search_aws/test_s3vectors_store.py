@@ -226,6 +226,13 @@ def test_query_asks_for_distances_and_metadata_with_top_k_and_the_index(stubbed)
     assert (match.id, match.similarity, match.metadata) == ("a", pytest.approx(0.9), {"x": 1})
 
 
+def test_a_service_failure_stays_a_server_error_not_a_client_answer(stubbed):
+    store, stubber = stubbed
+    stubber.add_client_error("list_tags_for_resource", "ServiceUnavailableException", http_status_code=503)
+    with pytest.raises(ClientError):
+        store.search("album", unit_vectors(1)[0], 3, 0.0, VERSION)
+
+
 def test_a_missing_vector_bucket_is_a_server_fault_not_a_404():
     client = boto3.client("s3vectors", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stubber:
