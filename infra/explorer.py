@@ -78,6 +78,8 @@ class ApiExplorerProps:
     """APIGatewayAuthorization (a parameter value): NONE keeps "Try it out", AWS_IAM makes the page reference only."""
     image_similarity: str
     """ImageSimilarity (a parameter value, yes/no): whether the page lists the operation."""
+    image_search: str
+    """ImageSearch (a parameter value, yes/no): whether the page lists the /collections operations."""
     invoke_source_arn: str
     """execute-api ARN pattern of the explorer's methods."""
 
@@ -105,6 +107,7 @@ class ApiExplorer(NestedStack):
             environment={
                 "EXPLORER_AUTHORIZATION": props.authorization,
                 "EXPLORER_IMAGE_SIMILARITY": props.image_similarity,
+                "EXPLORER_IMAGE_SEARCH": props.image_search,
             },
         )
         ignore_cfn_lint(self.function.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")

@@ -73,6 +73,16 @@ class Parameters(Construct):
             default="yes",
             allowed_values=["yes", "no"],
         )
+        self.image_search = self._parameter(
+            stack,
+            "ImageSearch",
+            "Image Search",
+            "Deploy Image Search (/collections/*): collections of image embeddings in an Amazon S3 Vectors vector "
+            "bucket, searched by image or vector. Set to no to remove the routes and the search function; the vector "
+            "bucket and its collections are kept (docs/SEARCH_AWS.md).",
+            default="no",
+            allowed_values=["yes", "no"],
+        )
         self.inference_backend = self._parameter(
             stack,
             "InferenceBackend",
@@ -230,7 +240,7 @@ class Parameters(Construct):
             constraint_description="an SNS topic ARN, or empty",
         )
         self.groups = [
-            ParameterGroup("Features", (self.image_similarity, self.api_explorer)),
+            ParameterGroup("Features", (self.image_similarity, self.api_explorer, self.image_search)),
             ParameterGroup(
                 "Inference",
                 (
@@ -303,6 +313,10 @@ class Conditions(Construct):
         self.sagemaker_backend = condition(
             "SageMakerBackendEnabled", Fn.condition_and(self.image_similarity, Fn.condition_not(uses_lambda))
         )
+        # The search stack embeds images itself, so it needs neither ImageSimilarity nor an inference backend.
+        self.image_search = condition(
+            "ImageSearchEnabled", Fn.condition_equals(parameters.image_search.value_as_string, "yes")
+        )
         self.has_allowed_s3_buckets = condition(
             "HasAllowedS3Buckets",
             Fn.condition_not(Fn.condition_equals(parameters.allowed_s3_buckets.value_as_string, "")),
@@ -311,7 +325,7 @@ class Conditions(Construct):
             "APIExplorerEnabled", Fn.condition_equals(parameters.api_explorer.value_as_string, "yes")
         )
         # The REST API exists while any feature needs it.
-        self.api = condition("ApiEnabled", Fn.condition_or(self.image_similarity, self.api_explorer))
+        self.api = condition("ApiEnabled", Fn.condition_or(self.image_similarity, self.api_explorer, self.image_search))
 
         def given(parameter: CfnParameter) -> CfnCondition:
             return Fn.condition_not(Fn.condition_equals(parameter.value_as_string, ""))

@@ -16,6 +16,7 @@ from infra.explorer import ApiExplorer, ApiExplorerProps
 from infra.lambda_backend import LambdaBackend, LambdaBackendProps
 from infra.parameters import Conditions, Parameters, apply_condition
 from infra.sagemaker_backend import SageMakerBackend, SageMakerBackendProps
+from infra.search import COLLECTIONS_PATH, ImageSearch, ImageSearchProps, add_collection_routes
 from infra.service import ServiceProps, s3_object_arns
 from infra.stage import ApiStage
 
@@ -37,6 +38,7 @@ class ImageSimilarityStack(Stack):
         self.api = RestApi(self, "RestApi")
         self._add_image_similarity(service_directory)
         self._add_api_explorer(service_directory)
+        self._add_image_search()
         self.stage = ApiStage(
             self,
             "Stage",
@@ -63,6 +65,18 @@ class ImageSimilarityStack(Stack):
             self.stage.url_for_path(f"/{API_EXPLORER_PATH}/"),
             self.conditions.api_explorer,
         )
+        self._output(
+            "ImageSearch",
+            "Image Search: collections of embeddings under this URL (POST {name}/items, POST {name}/search)",
+            self.stage.url_for_path(f"/{COLLECTIONS_PATH}/"),
+            self.conditions.image_search,
+        )
+        self._output(
+            "ImageSearchVectorBucket",
+            "The S3 Vectors bucket holding the collections; kept when ImageSearch is set to no (docs/SEARCH_AWS.md)",
+            self.image_search.bucket_name,
+            self.conditions.image_search,
+        )
         # Routes stay while the API does; a feature that is off answers 404 through its route (infra.api).
         apply_condition(self.api, self.conditions.api)
         apply_condition(self.stage, self.conditions.api)
@@ -79,7 +93,7 @@ class ImageSimilarityStack(Stack):
         switches backend (CloudFormation creates the new one before it deletes the old one).
         """
         allowed_s3_buckets = self.parameters.allowed_s3_buckets.value_as_string
-        service = ServiceProps(
+        self.service = service = ServiceProps(
             directory=service_directory,
             allowed_s3_buckets=allowed_s3_buckets,
             s3_object_arns=s3_object_arns(allowed_s3_buckets, self.conditions.has_allowed_s3_buckets),
@@ -128,6 +142,24 @@ class ImageSimilarityStack(Stack):
             "AwsSolutions-COG4",
         )
 
+    def _add_image_search(self) -> None:
+        """The search nested stack (vector bucket and function) and the /collections routes it serves."""
+        self.image_search = ImageSearch(
+            self,
+            "ImageSearchStack",  # "ImageSearch" is the parameter's id
+            props=ImageSearchProps(
+                service=self.service,
+                memory_size=self.parameters.lambda_memory_size.value_as_number,
+                invoke_source_arn=self.api.execute_arn("*", f"/{COLLECTIONS_PATH}/*"),
+            ),
+        )
+        self.image_search.nested_stack_resource.cfn_options.condition = self.conditions.image_search
+        self.image_search_route = add_collection_routes(
+            self.api,
+            backend=Backend(self.conditions.image_search.logical_id, self.image_search.integration),
+            authorization_type=self.parameters.authorization.value_as_string,
+        )
+
     def _add_api_explorer(self, service_directory: Path) -> None:
         """The explorer's nested stack and its two GET methods, which never require IAM: a browser must open them."""
         explorer = ApiExplorer(
@@ -137,6 +169,7 @@ class ImageSimilarityStack(Stack):
                 service_directory=service_directory,
                 authorization=self.parameters.authorization.value_as_string,
                 image_similarity=self.parameters.image_similarity.value_as_string,
+                image_search=self.parameters.image_search.value_as_string,
                 invoke_source_arn=self.api.execute_arn("GET", f"/{API_EXPLORER_PATH}*"),
             ),
         )

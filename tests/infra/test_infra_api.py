@@ -20,7 +20,9 @@ def only(template: dict, kind: str) -> tuple[str, dict]:
 @pytest.fixture(scope="module")
 def post(root) -> dict:
     methods = [
-        m for m in resources_of(root, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "POST"
+        m
+        for m in resources_of(root, "AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] == "POST" and m["Properties"]["OperationName"] == "ImageSimilarity"
     ]
     assert len(methods) == 1, "exactly one POST method for all parameter combinations"
     return methods[0]["Properties"]
@@ -111,17 +113,20 @@ def test_a_switched_off_feature_answers_404_with_a_message(root):
         (response,) = mock["IntegrationResponses"]
         assert response["StatusCode"] == "404" and "SelectionPattern" not in response
         message = json.loads(response["ResponseTemplates"]["application/json"])["message"]
-        assert "is not deployed" in message and props["OperationName"] in message
+        # It names the parameter that deploys the feature, and the parameter exists.
+        parameter = re.fullmatch(r".* is not deployed on this stack: set its (\w+) parameter to yes\.", message)
+        assert parameter and parameter.group(1) in root["Parameters"], message
 
 
 def test_cors_preflight_on_the_route(root):
     options = [
         m for m in resources_of(root, "AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "OPTIONS"
     ]
-    assert len(options) == 1
-    assert options[0]["Properties"]["AuthorizationType"] == "NONE"
-    headers = options[0]["Properties"]["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
-    assert headers["method.response.header.Access-Control-Allow-Origin"] == "'*'"
+    assert options  # /image-similarity's, and one per /collections path (tests/infra/test_infra_search.py)
+    for option in options:
+        assert option["Properties"]["AuthorizationType"] == "NONE"
+        headers = option["Properties"]["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == "'*'"
 
 
 def test_gateway_errors_carry_cors_headers(root):
@@ -169,7 +174,7 @@ def test_redeployment_carries_every_parameter_and_runs_after_the_methods(root):
             assert json.dumps({"Ref": name}) in update, name
     assert "template=" in update  # template changes of the methods or the stage settings redeploy too
     methods = resources_of(root, "AWS::ApiGateway::Method")
-    post_id = next(k for k, v in methods.items() if v["Properties"]["HttpMethod"] == "POST")
+    post_id = next(k for k, v in methods.items() if v["Properties"].get("OperationName") == "ImageSimilarity")
     # A plain Ref, or one inside Fn::If when the method's condition is narrower than the redeployment's.
     assert json.dumps({"Ref": post_id}) in json.dumps(deployment["Properties"]["Methods"])
     assert "DependsOn" not in deployment or post_id not in deployment["DependsOn"]

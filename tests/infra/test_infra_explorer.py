@@ -52,7 +52,7 @@ def test_parameter_is_a_feature_switch_with_its_condition(synthesized):
 def test_every_combination_has_the_explorer_exactly_when_asked(deployments):
     for deployment in deployments:
         wanted = deployment.parameters["APIExplorer"] == "yes"
-        api = "yes" in (deployment.parameters["APIExplorer"], deployment.parameters["ImageSimilarity"])
+        api = "yes" in (deployment.parameters[p] for p in ("APIExplorer", "ImageSimilarity", "ImageSearch"))
         methods = explorer_methods(deployment)
         function = explorer_function(deployment)
         assert (function is not None) == wanted, deployment.parameters
@@ -68,21 +68,26 @@ def test_every_combination_has_the_explorer_exactly_when_asked(deployments):
         assert function["Environment"]["Variables"] == {
             "EXPLORER_AUTHORIZATION": deployment.parameters["APIGatewayAuthorization"],
             "EXPLORER_IMAGE_SIMILARITY": deployment.parameters["ImageSimilarity"],
+            "EXPLORER_IMAGE_SEARCH": deployment.parameters["ImageSearch"],
         }
 
 
-def test_explorer_alone_keeps_the_api_and_stage_and_a_404_for_image_similarity(deployments):
-    alone = [d for d in deployments if d.parameters["APIExplorer"] == "yes" and d.parameters["ImageSimilarity"] == "no"]
+def test_explorer_alone_keeps_the_api_and_stage_and_a_404_for_the_other_features(deployments):
+    alone = [
+        d
+        for d in deployments
+        if d.parameters["APIExplorer"] == "yes" and d.parameters["ImageSimilarity"] == d.parameters["ImageSearch"] == "no"
+    ]
     assert alone
     for deployment in alone:
         kinds = [kind for (stack, _), (kind, props) in deployment.resources.items() if stack == ROOT]
         assert kinds.count("AWS::ApiGateway::RestApi") == kinds.count("AWS::ApiGateway::Stage") == 1
-        (post,) = [
+        posts = [
             p
             for (s, _), (k, p) in deployment.resources.items()
             if k == "AWS::ApiGateway::Method" and p["HttpMethod"] == "POST"
         ]
-        assert post["Integration"]["Type"] == "MOCK"  # 404: Image Similarity is not deployed
+        assert posts and {p["Integration"]["Type"] for p in posts} == {"MOCK"}  # 404: not deployed
         assert set(deployment.root.outputs) - {"CustomDomainTarget", "CustomDomainUrl"} == {"APIExplorer", "ApiStageUrl"}
 
 

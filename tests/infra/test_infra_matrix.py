@@ -113,7 +113,7 @@ def test_post_integration_follows_the_backend_and_authorization(synthesized, dep
         (post,) = [
             props
             for (stack, _), (kind, props) in deployment.resources.items()
-            if kind == "AWS::ApiGateway::Method" and props["HttpMethod"] == "POST"
+            if kind == "AWS::ApiGateway::Method" and props.get("OperationName") == "ImageSimilarity"
         ]
         assert post["AuthorizationType"] == deployment.parameters["APIGatewayAuthorization"]
         expected = "AWS_PROXY" if deployment.parameters["InferenceBackend"] == "Lambda" else "AWS"

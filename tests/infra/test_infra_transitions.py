@@ -218,7 +218,7 @@ def test_stage_rename_with_a_feature_switched_off_in_the_same_update(synthesized
     # One deployment, in the update phase; the clean-up phase only deletes the one it replaced.
     assert transition.deployment_calls() == 1
     assert [call["action"] for call in transition.cleanup_calls()] == ["deleteDeployment"]
-    (post,) = [props for (path, method), props in served.items() if method == "POST"]
+    (post,) = [props for (path, method), props in served.items() if (path, method) == ("/image-similarity", "POST")]
     assert post["Integration"]["Type"] == "MOCK"  # the new stage answers 404 "not deployed", not the old backend
     assert any(kind == "AWS::CloudFormation::Stack" for kind, _ in (before.resources[k] for k in transition.deleted))
 

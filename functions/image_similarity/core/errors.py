@@ -43,6 +43,13 @@ def bucket_not_allowed(bucket: str) -> RequestError:
     return RequestError(403, f"bucket {bucket!r} is not in this deployment's allowed S3 buckets")
 
 
+def s3_urls_off(parameter: str) -> RequestError:
+    """A deployment that names no bucket reads none (its role has no S3 access): say which parameter opens them."""
+    return RequestError(
+        403, f"s3:// URLs are off in this deployment: name the buckets it may read in its {parameter} parameter"
+    )
+
+
 def fetch_slots_busy() -> RequestError:
     return RequestError(429, "too many image URLs are being fetched at once; retry shortly or send `img`")
 

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from image_similarity.core.errors import bad_request, bucket_not_allowed, reason, unusable_image
+from image_similarity.core.errors import bad_request, bucket_not_allowed, reason, s3_urls_off, unusable_image
 from image_similarity.core.settings import FetchSettings
 
 # S3's general purpose bucket naming rules, https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html:
@@ -45,9 +45,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 def fetch_s3(url: str, settings: FetchSettings, client=None) -> bytes:
     bucket, key = parse_s3_url(url)
     if settings.buckets_parameter and not settings.allowed_buckets:
-        raise RequestError(
-            403, f"s3:// URLs are off in this deployment: name the buckets it may read in its {settings.buckets_parameter} parameter"
-        )
+        raise s3_urls_off(settings.buckets_parameter)
     if settings.allowed_buckets and bucket not in settings.allowed_buckets:
         raise bucket_not_allowed(bucket)
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
