@@ -11,8 +11,8 @@ $(PY):
 	python3 -m venv $(VENV)
 
 # Stamps re-install only when a requirements file changes.
-$(VENV)/.run-deps: functions/requirements.txt pyproject.toml | $(PY)
-	$(PIP) -r functions/requirements.txt
+$(VENV)/.run-deps: functions/requirements.txt functions/requirements-cli.txt pyproject.toml | $(PY)
+	$(PIP) -r functions/requirements.txt -r functions/requirements-cli.txt
 	$(PIP) --no-deps -e .
 	touch $@
 
