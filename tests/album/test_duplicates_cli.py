@@ -122,7 +122,7 @@ def test_the_report_lands_beside_the_json_with_summary_and_kept_copies(result):
     assert f"report: {folder / 'dups.html'}" in run.err
     freed = sum(image["bytes"] for group in document["groups"] for image in group["images"][1:])
     assert freed == document["reclaimable_bytes"]
-    summary = re.search(r'<div class="summary">(.*?)</div>', page, re.S)[1]
+    summary = re.search(r'<div class="summary">(.*?)</div>', page, re.DOTALL)[1]
     assert "<b>3 groups</b>, <b>9 images</b>" in summary
     assert f"<b>{freed / 1e6:.1f} MB</b>" in summary
     assert "3 skipped files" in summary and "decompression bomb" in summary
