@@ -44,7 +44,8 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="print the program and model versions and exit")
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        parser.exit(0, _version() + "\n")
+        print(_version())
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
