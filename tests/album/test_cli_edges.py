@@ -79,13 +79,13 @@ def test_every_option_of_every_command_has_help():
                 assert "default" in action.help, f"{name} {action.option_strings} does not state its default"
 
 
+STAGE = "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+
+
 @pytest.mark.parametrize(("given", "expected"), [
-    ("https://abc.execute-api.eu-west-1.amazonaws.com/prod", "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
-                                                             "/image-similarity"),
-    ("https://abc.execute-api.eu-west-1.amazonaws.com/prod/", "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
-                                                              "/image-similarity"),
-    ("https://abc.execute-api.eu-west-1.amazonaws.com/prod/image-similarity",
-     "https://abc.execute-api.eu-west-1.amazonaws.com/prod/image-similarity"),
+    (STAGE, f"{STAGE}/image-similarity"),
+    (f"{STAGE}/", f"{STAGE}/image-similarity"),
+    (f"{STAGE}/image-similarity", f"{STAGE}/image-similarity"),
     ("http://127.0.0.1:8080", "http://127.0.0.1:8080/image-similarity"),
 ])
 def test_remote_takes_the_stage_url_or_the_endpoint(given, expected):
