@@ -32,13 +32,14 @@ def save_jpeg(image: Image.Image, path: Path, quality: int = 90) -> None:
     image.save(path, "JPEG", quality=quality, exif=exif)
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A greyscale PNG that declares width x height and holds no pixel data: a decompression bomb's header."""
+def png_header_only(width: int, height: int, colour_type: int = 0, idat: bytes | None = None) -> bytes:
+    """A greyscale (0) or RGB (2) PNG declaring width x height; without `idat`, no pixel data: a bomb's header."""
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    pixels = zlib.compress(b"") if idat is None else idat
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 @dataclass(frozen=True)
