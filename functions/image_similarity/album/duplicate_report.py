@@ -30,8 +30,9 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 figure { margin: 0; width: 212px; padding: 4px; border: 2px solid transparent; border-radius: 6px; }
 figure.keep { border-color: #2e7d32; background: #eef7ee; }
 figure img { max-width: 200px; max-height: 200px; display: block; border: 1px solid #ddd; }
-figcaption { font-size: 12px; overflow-wrap: normal; word-break: normal; }
+figcaption { font-size: 12px; overflow-wrap: normal; word-break: normal; overflow: hidden; }
 .folder { color: #666; }
+.folder span, .fact { white-space: nowrap; }
 .name { display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-weight: 600; }
 .badge { display: inline-block; padding: 0 .4em; border-radius: 3px; font-size: 11px; font-weight: bold; }
 .badge.keep { background: #2e7d32; color: white; }
@@ -147,17 +148,19 @@ def _figure(image: ImageEntry, kept: bool, thumb: str | None) -> str:
         details.append(_size(image.bytes))
     if facts and facts.taken:
         details.append(facts.taken.replace("T", " "))
+    facts_line = ", ".join(f'<span class="fact">{html.escape(d)}</span>' for d in details)
     return (
         f'<figure class="{"keep" if kept else "copy"}">{picture}<figcaption>{badge} '
         f'<span class="score">{image.similarity:.4f}</span> {_path(image.path)}'
-        f'<br>{html.escape(", ".join(details))}</figcaption></figure>'
+        f"<br>{facts_line}</figcaption></figure>"
     )
 
 
 def _path(location: str) -> str:
-    """The folder may break after any "/", the file name never breaks (its end is elided, the title holds it)."""
+    """The folder may break after any "/" (never at a hyphen), the file name never breaks (its end is elided, the
+    title holds it)."""
     folder, slash, name = location.rpartition("/")
-    crumbs = "/<wbr>".join(html.escape(part) for part in folder.split("/")) + slash
+    crumbs = "<wbr>".join(f"<span>{html.escape(part)}/</span>" for part in folder.split("/")) if slash else ""
     return (f'<span class="folder">{crumbs}</span><span class="name" title="{html.escape(location, quote=True)}">'
             f"{html.escape(name)}</span>")
 
