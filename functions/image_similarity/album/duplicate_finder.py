@@ -119,8 +119,8 @@ def find_duplicates(
     with the user's vector cache.
     """
     embedding = embedding or Embedding.local()
-    locations = find_images([str(f) for f in folders])
-    library = load_library(str(against), embedding) if against is not None else None
+    locations = find_images([str(f) if is_url(str(f)) else str(Path(f).expanduser()) for f in folders])
+    library = load_library(str(Path(against).expanduser()), embedding) if against is not None else None
     if library is not None:
         in_library = set(library.locations)
         locations = [loc for loc in locations if loc not in in_library]

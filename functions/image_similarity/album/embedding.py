@@ -54,4 +54,4 @@ def embed_folder(*folders: str | Path, cache_dir: Path | str | None = None, pers
 
     Returns an EmbedRun: `locations[i]` is the path of `vectors[i]`, `failures` the (path, reason) of files skipped.
     """
-    return Embedding.local(cache_dir, persistent).run(find_images([str(f) for f in folders]))
+    return Embedding.local(cache_dir, persistent).run(find_images([str(Path(f).expanduser()) for f in folders]))
