@@ -130,3 +130,20 @@ def test_ctrl_c_ends_quietly_with_130(album, tmp_path):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     assert b"Traceback" not in proc.stderr.read() and not (tmp_path / "v.npy").exists()
+
+
+def test_compare_reads_camera_size_and_heic_locally_and_remotely(album, run_cli, capsys, api_server):
+    pair = [str(album.root / "2023" / "astronaut.jpg"), str(album.root / "2023" / "astronaut-edit.png")]
+    assert run_cli(["compare", *pair]) == 0
+    local = json.loads(capsys.readouterr().out)["similarity"]
+    assert local > 0.9
+    assert run_cli(["compare", *pair, "--remote", api_server]) == 0
+    assert json.loads(capsys.readouterr().out)["similarity"] == pytest.approx(local, abs=0.02)
+    cats = [str(album.root / "formats" / "cat.heic"), str(album.root / "formats" / "cat.gif")]
+    assert run_cli(["compare", *cats]) == 0 and json.loads(capsys.readouterr().out)["similarity"] > 0.95
+
+
+def test_compare_of_a_broken_file_is_one_line(album, run_cli, capsys):
+    assert run_cli(["compare", str(album.root / "broken" / "notes.jpg"), str(album.root / "misc" / "rocket.jpg")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("image-similarity: not an image file this program reads")

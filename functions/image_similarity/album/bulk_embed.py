@@ -121,6 +121,10 @@ class ImageReader:
     def __call__(self, location: str) -> bytes:
         if is_url(location):
             return self.source.read("url", location)
+        return self.read_file(location)
+
+    @staticmethod
+    def read_file(location: str) -> bytes:
         try:
             return Path(location).read_bytes()
         except OSError as exc:
