@@ -159,7 +159,10 @@ def _file(location: str, read: Callable[[str], bytes]) -> _File:
         facts = photo_facts(data)
     except RequestError:
         facts = None
-    modified = None if is_url(location) else os.stat(location).st_mtime
+    try:
+        modified = None if is_url(location) else os.stat(location).st_mtime
+    except OSError:  # removed in the meantime: the rules fall back to the other facts
+        modified = None
     return _File(facts, len(data), modified)
 
 

@@ -45,7 +45,9 @@ def _outputs(args: argparse.Namespace) -> tuple[str | None, Path]:
     """The JSON destination (`-` is stdout) and the report: --html, else beside the JSON, else in a new temp folder."""
     for name in (args.json, args.html):
         if name and name != "-" and not Path(name).parent.is_dir():
-            raise FileNotFoundError(f"{name}: the folder {Path(name).parent} does not exist")
+            raise AlbumInputError(f"{name}: the folder {Path(name).parent} does not exist")
+        if name and Path(name).is_dir():
+            raise AlbumInputError(f"{name} is a folder: name a file to write")
     if args.html:
         return args.json, Path(args.html)
     if args.json and args.json != "-":
