@@ -77,7 +77,7 @@ def test_the_summary_comes_first_and_one_page_of_groups_is_shown(page):
     summary = page.locator(".summary")
     assert "1000 groups" in summary.inner_text() and "2000 images" not in summary.inner_text()
     assert summary.bounding_box()["y"] < page.locator("section.group:not([hidden])").first.bounding_box()["y"]
-    assert "1 skipped files" in summary.inner_text()
+    assert "1 skipped file" in summary.inner_text()
     shown = visible_groups(page)
     assert len(shown) == GROUPS_PER_PAGE and shown[0].startswith("Group 1:")
     assert page.locator("#page").inner_text() == f"page 1 of {GROUPS // GROUPS_PER_PAGE}"

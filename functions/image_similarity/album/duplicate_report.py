@@ -121,7 +121,8 @@ def _summary(result: DuplicateResult) -> str:
     ]
     if result.skipped:
         items = "".join(f"<li>{_path(p)}: {html.escape(reason)}</li>" for p, reason in result.skipped)
-        lines.append(f"<details><summary>{len(result.skipped)} skipped files</summary><ul>{items}</ul></details>")
+        lines.append(f"<details><summary>{_count(len(result.skipped), 'skipped file')}</summary><ul>{items}</ul>"
+                     "</details>")
     lines.append("</div>")
     return "\n".join(lines)
 
@@ -163,6 +164,10 @@ def _path(location: str) -> str:
     crumbs = "<wbr>".join(f"<span>{html.escape(part)}/</span>" for part in folder.split("/")) if slash else ""
     return (f'<span class="folder">{crumbs}</span><span class="name" title="{html.escape(location, quote=True)}">'
             f"{html.escape(name)}</span>")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _size(count: int) -> str:

@@ -33,7 +33,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         sys.stdout.write(document) if json_out == "-" else Path(json_out).write_text(document)
     write_report(html_out, result, embedding.read, args.workers or 4)
     print(f"{result.scanned} files scanned, {result.scanned - len(result.skipped)} embedded, {len(result.skipped)} "
-          f"skipped; {len(result.groups)} groups of duplicates ({result.images_in_groups} images); "
+          f"skipped; {len(result.groups)} group{'' if len(result.groups) == 1 else 's'} of duplicates "
+          f"({result.images_in_groups} images); "
           f"report: {html_out}", file=sys.stderr)
     status = 1 if result.skipped else 0
     if args.move_to:
