@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from image_similarity.adapters import cli
 from image_similarity.adapters.cli.common import endpoint
+from PIL import Image
 
 CLI = [str(Path(sys.executable).parent / "image-similarity")]
 
@@ -149,3 +150,21 @@ def test_compare_of_a_broken_file_is_one_line(album, run_cli, capsys):
     assert run_cli(["compare", str(album.root / "broken" / "notes.jpg"), str(album.root / "misc" / "rocket.jpg")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("image-similarity: not an image file this program reads")
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/USAGE.md"])
+def test_the_documented_curl_command_works_for_a_big_photo(document, album, api_server, tmp_path):
+    """The docs' first curl example, run as written (with this test's server and photo): a photo over 128 KB would
+    not fit in one command-line argument, so the body must come through the pipe."""
+    text = (Path(__file__).resolve().parents[2] / document).read_text()
+    start = text.index("{ printf '{\"img\": \"'; base64 -w0 photo.jpg")
+    command = text[start : text.index("--data-binary @-", start) + len("--data-binary @-")]
+    big = tmp_path / "big.jpg"
+    with Image.open(album.root / "2023" / "astronaut.jpg") as photo:
+        photo.draft("RGB", (3000, 2000))
+        photo.resize((3000, 2000)).save(big, quality=95)
+    assert big.stat().st_size > 500_000
+    command = command.replace("photo.jpg", str(big)).replace("http://127.0.0.1:8080", api_server)
+    answer = subprocess.run(["bash", "-c", command], check=False, capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr
+    assert len(json.loads(answer.stdout)["result"]) == 512
