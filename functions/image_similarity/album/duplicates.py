@@ -84,13 +84,16 @@ def _complete_linkage(count: int, first: np.ndarray, second: np.ndarray, scores:
         matches.setdefault(j, set()).add(i)
     cluster_of = list(range(count))
     members: dict[int, list[int]] = {}
+    refused: set[tuple[int, int]] = set()  # cluster ids are never reused, so a refusal holds until either one grows
     next_id = count
     for k in np.argsort(-scores, kind="stable").tolist():
         a, b = cluster_of[first[k]], cluster_of[second[k]]
-        if a == b:
+        if a == b or (min(a, b), max(a, b)) in refused:
             continue
         left, right = members.get(a, [a]), members.get(b, [b])
-        if all(y in matches[x] for x in left for y in right):
+        if not all(y in matches[x] for x in left for y in right):
+            refused.add((min(a, b), max(a, b)))
+        else:
             members.pop(a, None)
             members.pop(b, None)
             members[next_id] = left + right
