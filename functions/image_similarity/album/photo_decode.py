@@ -127,10 +127,7 @@ def photo_to_model_input(data: bytes, size: int) -> np.ndarray:
     image = open_photo(data)
     if image.format in SIGNATURES.values() and max(image.size) <= MAX_IMAGE_SIDE:
         return to_model_input(data, size)  # what the API accepts is decoded exactly as the API decodes it
-    try:
-        return square_pixels(_decode_large(image, size), size)
-    except Exception as exc:  # truncated or corrupt pixel data
-        raise unusable_image(f"the {image.format} image could not be decoded: {_reason(exc)}") from exc
+    return square_pixels(_decoded(image, size), size)
 
 
 def for_api(data: bytes) -> bytes:
@@ -146,12 +143,16 @@ def for_api(data: bytes) -> bytes:
 
 def preview(image: Image.Image, side: int) -> Image.Image:
     """An opened photo as upright RGB within side x side (thumbnails, uploads), decoded at reduced scale."""
-    try:
-        small = _decode_large(image, side // 2)
-    except Exception as exc:  # truncated or corrupt pixel data
-        raise unusable_image(f"the {image.format} image could not be decoded: {_reason(exc)}") from exc
+    small = _decoded(image, side // 2)
     small.thumbnail((side, side))
     return small
+
+
+def _decoded(image: Image.Image, size: int) -> Image.Image:
+    try:
+        return _decode_large(image, size)
+    except Exception as exc:  # truncated or corrupt pixel data
+        raise unusable_image(f"the {image.format} image could not be decoded: {_reason(exc)}") from exc
 
 
 def _decode_large(image: Image.Image, size: int) -> Image.Image:
