@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from image_similarity.adapters import cli
+from image_similarity.core.settings import DUPLICATE_THRESHOLD
 
 GROUP_KEYS = {"keep", "images"}
 IMAGE_KEYS = {"path", "similarity", "identical", "width", "height", "bytes", "format", "taken"}
@@ -53,7 +54,7 @@ def test_the_json_has_the_documented_shape_and_counts(result, album):
     run, document, _ = result
     assert run.status == 1  # some files were skipped, and said so
     assert document["model_version"] == cli.common.default_service().model_version
-    assert document["threshold"] == pytest.approx(0.79, abs=0.2) and document["keep_rule"] == "largest"
+    assert document["threshold"] == DUPLICATE_THRESHOLD and document["keep_rule"] == "largest"
     scanned = sum(len(g) for g in album.groups.values()) + len(album.loners) + len(album.broken)
     assert document["scanned"] == scanned == 14  # readme.txt is not an image name: never counted
     assert document["embedded"] == scanned - len(album.broken)
@@ -91,7 +92,7 @@ def test_the_byte_identical_copy_and_the_camera_size_photo(result):
     copy = next(image for image in others if image["path"].endswith("copy of IMG_0001.jpg"))
     assert copy["identical"] is True and copy["similarity"] == 1.0
     small = next(image for image in others if image["path"].endswith("IMG_0001-small.jpg"))
-    assert small["identical"] is False and 0.79 <= small["similarity"] < 1.0
+    assert small["identical"] is False and DUPLICATE_THRESHOLD <= small["similarity"] < 1.0
     assert (small["width"], small["height"], small["taken"]) == (1200, 840, "2024-06-01T09:30:00")
 
 
