@@ -28,9 +28,11 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
                              embedding=embedding)
     if json_out != "-":
         _print_groups(result)
-    if json_out:
-        document = json.dumps(result.to_json(), indent=1) + "\n"
-        sys.stdout.write(document) if json_out == "-" else Path(json_out).write_text(document)
+    document = json.dumps(result.to_json(), indent=1) + "\n"
+    if json_out == "-":
+        sys.stdout.write(document)
+    elif json_out:
+        Path(json_out).write_text(document)
     write_report(html_out, result, embedding.read, args.workers or 4)
     print(f"{result.scanned} files scanned, {result.scanned - len(result.skipped)} embedded, {len(result.skipped)} "
           f"skipped; {len(result.groups)} group{'' if len(result.groups) == 1 else 's'} of duplicates "
