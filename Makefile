@@ -20,7 +20,7 @@ $(VENV)/.cdk-deps: requirements.txt | $(PY)
 	$(PIP) -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements.txt model/requirements.txt
+$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements.txt model/requirements.txt functions/requirements-cli.txt
 	$(PIP) -r requirements-dev.txt
 	touch $@
 
