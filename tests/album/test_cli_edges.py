@@ -115,8 +115,8 @@ def test_embed_reads_names_from_stdin_and_writes_json_lines(album, run_cli, monk
 
 def test_a_closed_pipe_ends_quietly_with_141(album):
     """`embed ... | head -1`: the reader goes away after one line."""
-    proc = subprocess.Popen([*CLI, "embed", str(album.root / "misc"), str(album.root / "formats"), "--batch-size",
-                             "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*CLI, "embed", str(album.root), "--batch-size", "1"],  # 11 lines, one batch each
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.readline()
     proc.stdout.close()
     assert proc.wait(timeout=120) == 141

@@ -15,6 +15,7 @@ Decompression bombs are still refused: the pixel count comes from the header, be
 from __future__ import annotations
 
 import io
+import struct
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -33,8 +34,7 @@ from image_similarity.core.images import (
 )
 from image_similarity.core.settings import MAX_IMAGE_SIDE, MAX_JPEG_SCANS
 
-# A 100 MP medium-format camera (11,648 x 8,736) fits; Pillow's own bomb guard (2 x MAX_IMAGE_PIXELS, 179 MP) is
-# above it, so its error never pre-empts ours with a less helpful message.
+# A 100 MP medium-format camera (11,648 x 8,736) fits; anything larger is refused from its header.
 LOCAL_MAX_PIXELS = 160_000_000
 LOCAL_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF", "HEIF")
 # Full decodes above this size wait for each other: with one decoding thread per core, eight 100 MP PNGs at once
@@ -97,9 +97,7 @@ def open_photo(data: bytes) -> Image.Image:
     if is_heif(data) and not heif_available():
         raise unusable_image("reading HEIC / HEIF files needs the pillow-heif package: pip install pillow-heif")
     try:
-        image = Image.open(io.BytesIO(data), formats=LOCAL_FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise unusable_image(f"image is larger than {LOCAL_MAX_PIXELS // 1_000_000} megapixels: {exc}") from exc
+        image = _open_header(data)
     except Exception as exc:  # Pillow raises many types for unknown or corrupt headers
         fmt = known_format(data)
         if fmt:
@@ -120,6 +118,26 @@ def open_photo(data: bytes) -> Image.Image:
             f"the JPEG has more than {MAX_JPEG_SCANS} progressive scans (encoders write about 10): re-save it"
         )
     return image
+
+
+def _open_header(data: bytes) -> Image.Image:
+    """Image.open restricted to LOCAL_FORMATS, minus its decompression-bomb warning: warnings filters are
+    process-wide, and the API's decoder (core.images.decode) turns that warning into an error while it runs, which
+    would fail a camera-size photo opened at the same moment in another thread. The pixel limit is checked by
+    open_photo right after, from the same header."""
+    Image.init()
+    prefix = data[:16]
+    for fmt in LOCAL_FORMATS:
+        if fmt not in Image.OPEN:  # HEIF without pillow-heif
+            continue
+        factory, accept = Image.OPEN[fmt]
+        recognised = accept is None or accept(prefix)  # a string means "this format, but unsupported"
+        if recognised and not isinstance(recognised, str):
+            try:
+                return factory(io.BytesIO(data), "")
+            except (SyntaxError, IndexError, TypeError, struct.error):  # as Image.open: try the next format
+                continue
+    raise Image.UnidentifiedImageError("cannot identify the image file")
 
 
 def photo_to_model_input(data: bytes, size: int) -> np.ndarray:

@@ -12,10 +12,7 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from importlib.metadata import PackageNotFoundError, version
-
-from PIL import Image
 
 from image_similarity.adapters.cli import compare, duplicates, embed, serve, undo
 from image_similarity.album.image_files import AlbumInputError
@@ -60,9 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s %(message)s")
-    # Local photos may be camera-size: album.photo_decode applies its own pixel limit, so Pillow's warning for
-    # images over 89 MP would only be noise here (its error for absurd sizes still applies).
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
