@@ -3,6 +3,9 @@ always together), keep rules as documented, and the Python API a script uses wit
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from image_similarity.album import embedding as embedding_module
@@ -75,3 +78,21 @@ def test_the_python_api_embeds_a_folder_and_finds_duplicates(album, service, mon
     document = result.to_json()
     assert document["scanned"] == 6 and document["keep_rule"] == "path-order"
     assert document["groups"][1]["images"][0]["format"] == "GIF"
+
+
+def test_the_python_api_moves_and_undoes_with_home_relative_paths(album, service, monkeypatch, tmp_path):
+    monkeypatch.setattr(embedding_module, "default_service", lambda: service)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    shutil.copytree(album.root / "formats", tmp_path / "home" / "photos")
+    from image_similarity.album import apply_moves, find_duplicates, plan_moves, undo
+
+    result = find_duplicates("~/photos")
+    assert [g.keep for g in result.groups] == [str(tmp_path / "home" / "photos" / "cat.tiff")]
+    moves = plan_moves(result, ["~/photos"], Path("~/aside"))
+    assert sorted(m.target.name for m in moves) == ["cat.gif", "cat.heic", "cat.webp"]
+    assert all(m.target.parent == tmp_path / "home" / "aside" for m in moves)
+    outcome = apply_moves(moves, tmp_path / "home" / "aside" / "log.json")
+    assert len(outcome.done) == 3 and sorted(p.name for p in (tmp_path / "home" / "photos").iterdir()) == ["cat.tiff"]
+    assert len(undo(tmp_path / "home" / "aside" / "log.json").done) == 3
+    assert len(list((tmp_path / "home" / "photos").iterdir())) == 4

@@ -30,7 +30,8 @@ class MoveOutcome:
 
 def plan_moves(result: DuplicateResult, inputs: list[str], destination: Path) -> list[Move]:
     """Every local, non-kept file of every group, to `destination` / its path relative to the scanned folders."""
-    folders = [Path(i).resolve() if Path(i).is_dir() else Path(i).resolve().parent for i in inputs if not is_url(i)]
+    local = [Path(i).expanduser().resolve() for i in inputs if not is_url(i)]
+    folders = [path if path.is_dir() else path.parent for path in local]
     root = Path(os.path.commonpath(folders)) if folders else Path("/")
     moves = []
     for group in result.groups:
@@ -39,7 +40,7 @@ def plan_moves(result: DuplicateResult, inputs: list[str], destination: Path) ->
                 continue
             source = Path(image.path).resolve()
             relative = source.relative_to(root) if source.is_relative_to(root) else Path(source.name)
-            moves.append(Move(source, destination.resolve() / relative))
+            moves.append(Move(source, destination.expanduser().resolve() / relative))
     return moves
 
 
