@@ -11,8 +11,8 @@ $(PY):
 	python3 -m venv $(VENV)
 
 # Stamps re-install only when a requirements file changes.
-$(VENV)/.run-deps: functions/requirements.txt pyproject.toml | $(PY)
-	$(PIP) -r functions/requirements.txt
+$(VENV)/.run-deps: functions/requirements.txt functions/requirements-cli.txt pyproject.toml | $(PY)
+	$(PIP) -r functions/requirements.txt -r functions/requirements-cli.txt
 	$(PIP) --no-deps -e .
 	touch $@
 
@@ -20,7 +20,7 @@ $(VENV)/.cdk-deps: requirements.txt | $(PY)
 	$(PIP) -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements.txt model/requirements.txt
+$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements.txt model/requirements.txt functions/requirements-cli.txt
 	$(PIP) -r requirements-dev.txt
 	touch $@
 

@@ -104,7 +104,7 @@ def folder_figures(count: int) -> dict[str, float]:
             "duplicates_cached_s": timed([*duplicates, "--cache", str(cache)]),
         }
         groups = json.loads((root / "g.json").read_text())["groups"]
-        group_of = {path: number for number, group in enumerate(groups) for path in group}
+        group_of = {image["path"]: number for number, group in enumerate(groups) for image in group["images"]}
         figures["groups"] = len(groups)
         figures["images_in_groups"] = len(group_of)
         figures["planted_copies"] = len(planted)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import socket
+import struct
 import subprocess
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -79,3 +81,13 @@ def wait_for_ping(base: str, proc: subprocess.Popen, timeout: float = 60.0) -> N
     proc.kill()
     output = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
     raise AssertionError(f"server at {base} did not answer /ping: {output}")
+
+
+def png_header_only(width: int, height: int, colour_type: int = 0, idat: bytes | None = None) -> bytes:
+    """A greyscale (0) or RGB (2) PNG declaring width x height; without `idat`, no pixel data: a bomb's header."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    pixels = zlib.compress(b"") if idat is None else idat
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

@@ -87,9 +87,10 @@ def test_cli_embed_and_compare_match_the_api(tmp_path, capsys, call, cli_with_te
 
 def test_cli_reports_unreadable_files_and_fails(tmp_path, capsys, cli_with_test_service):
     (tmp_path / "notes.txt").write_text("not an image")
-    assert cli_with_test_service(["embed", str(tmp_path / "notes.txt"), str(tmp_path / "missing.jpg")]) == 1
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff" + bytes(10))  # a missing path is a usage error (exit 2)
+    assert cli_with_test_service(["embed", str(tmp_path / "notes.txt"), str(tmp_path / "broken.jpg")]) == 1
     err = capsys.readouterr().err
-    assert "JPEG, PNG or BMP" in err and "missing.jpg" in err
+    assert "JPEG, PNG, BMP" in err and "broken.jpg: the JPEG image header could not be read" in err
 
 
 def test_lambda_response_has_cors_and_json_headers(lambda_with_test_service, cat_jpeg):

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
-from helpers import encode
+from helpers import encode, png_header_only
 from image_similarity.core.errors import RequestError
 from image_similarity.core.images import open_checked, sniff_format, to_model_input
 from PIL import Image
 
 SIZE = 224
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width x height but carries almost no pixel data."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP"])

@@ -13,10 +13,10 @@ from typing import Protocol
 import numpy as np
 
 from image_similarity.album.image_files import is_url
+from image_similarity.album.photo_decode import for_api, photo_to_model_input
 from image_similarity.album.vector_cache import VectorCache, content_key
 from image_similarity.client import ImageSimilarityClient, ImageSimilarityError
 from image_similarity.core.errors import RequestError
-from image_similarity.core.images import to_model_input
 from image_similarity.core.service import ImageSimilarityService
 from image_similarity.core.settings import cpu_count
 from image_similarity.sources.image_source import ImageSource
@@ -54,16 +54,24 @@ class Backend(Protocol):
     model: str  # names the embedding space: a cache never mixes two
     dim: int
 
+    @property
+    def version(self) -> str: ...  # the model version, for reports
+
     def embed(self, images: list[bytes], pool: ThreadPoolExecutor) -> list[np.ndarray | str]: ...
 
 
 class LocalBackend:
-    """The in-process model: images decoded on all cores (Pillow releases the GIL), one ONNX batch per call."""
+    """The in-process model: local photos (album.photo_decode) decoded on all cores (Pillow releases the GIL), one
+    ONNX batch per call."""
 
     def __init__(self, service: ImageSimilarityService):
         self.service = service
         self.model = f"local-{service.model_version}"
         self.dim = service.embedder.info.dim
+
+    @property
+    def version(self) -> str:
+        return self.service.model_version
 
     def embed(self, images: list[bytes], pool: ThreadPoolExecutor) -> list[np.ndarray | str]:
         decoded: list[np.ndarray | str] = list(pool.map(self._decode, images))
@@ -76,7 +84,7 @@ class LocalBackend:
 
     def _decode(self, data: bytes) -> np.ndarray | str:
         try:
-            return to_model_input(data, self.service.embedder.input_size)
+            return photo_to_model_input(data, self.service.embedder.input_size)
         except RequestError as exc:
             return exc.message
 
@@ -89,13 +97,18 @@ class RemoteBackend:
         self.model = f"remote-{hashlib.sha256(client.url.encode()).hexdigest()[:16]}"
         self.dim = API_EMBEDDING_DIM
 
+    @property
+    def version(self) -> str:
+        return self.client.model_version or "unknown"
+
     def embed(self, images: list[bytes], pool: ThreadPoolExecutor) -> list[np.ndarray | str]:
         return list(pool.map(self._one, images))
 
     def _one(self, data: bytes) -> np.ndarray | str:
+        """Camera-size or non-API formats are re-encoded here first: the API keeps its own contract."""
         try:
-            return self.client.embed(data)
-        except ImageSimilarityError as exc:
+            return self.client.embed(for_api(data))
+        except (ImageSimilarityError, RequestError) as exc:
             return exc.message
 
 
@@ -108,6 +121,10 @@ class ImageReader:
     def __call__(self, location: str) -> bytes:
         if is_url(location):
             return self.source.read("url", location)
+        return self.read_file(location)
+
+    @staticmethod
+    def read_file(location: str) -> bytes:
         try:
             return Path(location).read_bytes()
         except OSError as exc:

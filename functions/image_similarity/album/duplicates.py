@@ -1,4 +1,5 @@
-"""Near-duplicate groups: exact all-pairs search over unit embeddings in numpy, then star grouping.
+"""Near-duplicate groups: byte-identical files first, then exact all-pairs search over unit embeddings in numpy,
+then complete-linkage grouping, strongest pairs first.
 
 The search multiplies one block of rows by the rest of the matrix at a time (upper triangle only), so memory stays at
 the vectors plus one block of scores however many images there are; at 100,000 images it is seconds to minutes of
@@ -7,6 +8,7 @@ BLAS work on a laptop (docs/USAGE.md has the measured figures), so no approximat
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,15 +18,16 @@ from image_similarity.core.settings import DUPLICATE_THRESHOLD
 
 # Scores computed per block: 2**25 float32 = 128 MiB, whatever the number of images.
 BLOCK_ELEMENTS = 2**25
+# float32 products may land a hair below the float64 score: candidates are taken this far below the threshold
+# and then decided by the one score function (core.score).
+COS_SLACK = 1e-5
 
 
 @dataclass(frozen=True)
 class DuplicateGroup:
-    """Rows of one group: its leader first, then the others in input order; `scores[k]` is member k's score
-    against the leader, so every score shown is at or above the threshold."""
+    """Rows of one group in input order. Every two members are a match (score >= threshold) or the same bytes."""
 
     members: list[int]
-    scores: list[float]
 
 
 def similar_pairs(
@@ -32,44 +35,70 @@ def similar_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair i < j whose score is >= `threshold`: (i, j, score) arrays."""
     n = len(vectors)
-    min_cos = np.float32(2.0 * threshold - 1.0)
+    min_cos = np.float32(2.0 * threshold - 1.0 - COS_SLACK)  # the score's inverse, for a cheap superset
     block = max(1, block_elements // max(n, 1))
-    found_i, found_j, found_s = [], [], []
+    found_i, found_j = [], []
     for start in range(0, n, block):
         stop = min(n, start + block)
         cos = vectors[start:stop] @ vectors[start:].T  # row r is image start + r against images start.. n-1
         rows, cols = np.nonzero(cos >= min_cos)
         upper = cols > rows  # column c is image start + c: keep j > i, drop the diagonal
-        rows, cols = rows[upper], cols[upper]
-        found_i.append(rows + start)
-        found_j.append(cols + start)
-        found_s.append(score(cos[rows, cols].astype(np.float64)))
-    if not found_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
+        found_i.append(rows[upper] + start)
+        found_j.append(cols[upper] + start)
+    first = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
+    second = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
+    # Candidates are decided in float64, as the API's pair mode decides its score.
+    scores = score(np.einsum("ij,ij->i", vectors[first].astype(np.float64), vectors[second].astype(np.float64)))
+    keep = scores >= threshold
+    return first[keep], second[keep], scores[keep]
 
 
-def find_groups(vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD) -> list[DuplicateGroup]:
-    """Star groups: the image with the most matches leads a group of its still-ungrouped matches, and so on.
+def find_groups(
+    vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, keys: Sequence[Hashable] | None = None
+) -> list[DuplicateGroup]:
+    """Groups of rows. Rows with the same `keys` entry (the file's SHA-256) are one picture and always share a group;
+    the distinct pictures are then joined by complete linkage, strongest pair first.
 
-    Chains of matches (connected components) are not used: in an album of thousands of photos, the few unrelated
-    pairs above any threshold link similar shots into one giant group (a generated folder of 1,000 crops of 16
-    photos became a single group). Every member of a star is itself a match of its leader.
+    Complete linkage: two groups merge only if every picture of one matches every picture of the other, so a chain
+    of matches never links unrelated photos (single linkage turned a generated folder of 1,000 crops of 16 photos
+    into one group). Strongest pair first: a 0.98 pair is joined before any weaker pair can claim one of its two
+    images, so it is never split, as it was when the image with the most matches took all of them.
     """
-    first, second, _ = similar_pairs(vectors, threshold)
-    neighbours: dict[int, set[int]] = {}
+    keys = list(range(len(vectors))) if keys is None else list(keys)
+    copies: dict[Hashable, list[int]] = {}
+    for row, key in enumerate(keys):
+        copies.setdefault(key, []).append(row)
+    pictures = list(copies.values())
+    first, second, scores = similar_pairs(vectors[[rows[0] for rows in pictures]], threshold)
+    clusters = _complete_linkage(len(pictures), first, second, scores)
+    clustered = {picture for cluster in clusters for picture in cluster}
+    clusters += [[picture] for picture, rows in enumerate(pictures) if len(rows) > 1 and picture not in clustered]
+    groups = [DuplicateGroup(sorted(row for picture in cluster for row in pictures[picture])) for cluster in clusters]
+    return sorted(groups, key=lambda g: g.members[0])
+
+
+def _complete_linkage(count: int, first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> list[list[int]]:
+    """Clusters (of more than one item) joined pair by pair in descending score, when all their pairs match."""
+    matches: dict[int, set[int]] = {}
     for i, j in zip(first.tolist(), second.tolist(), strict=True):
-        neighbours.setdefault(i, set()).add(j)
-        neighbours.setdefault(j, set()).add(i)
-    grouped: set[int] = set()
-    groups = []
-    for leader in sorted(neighbours, key=lambda i: (-len(neighbours[i]), i)):
-        if leader in grouped:
+        matches.setdefault(i, set()).add(j)
+        matches.setdefault(j, set()).add(i)
+    cluster_of = list(range(count))
+    members: dict[int, list[int]] = {}
+    refused: set[tuple[int, int]] = set()  # cluster ids are never reused, so a refusal holds until either one grows
+    next_id = count
+    for k in np.argsort(-scores, kind="stable").tolist():
+        a, b = cluster_of[first[k]], cluster_of[second[k]]
+        if a == b or (min(a, b), max(a, b)) in refused:
             continue
-        rows = [leader, *sorted(neighbours[leader] - grouped)]
-        if len(rows) < 2:
-            continue
-        grouped.update(rows)
-        scores = score(vectors[rows].astype(np.float64) @ vectors[leader].astype(np.float64))
-        groups.append(DuplicateGroup(rows, [round(float(s), 5) for s in scores]))
-    return sorted(groups, key=lambda g: min(g.members))
+        left, right = members.get(a, [a]), members.get(b, [b])
+        if not all(y in matches[x] for x in left for y in right):
+            refused.add((min(a, b), max(a, b)))
+        else:
+            members.pop(a, None)
+            members.pop(b, None)
+            members[next_id] = left + right
+            for item in left + right:
+                cluster_of[item] = next_id
+            next_id += 1
+    return list(members.values())

@@ -8,8 +8,14 @@ from pathlib import Path
 from image_similarity.core.contract import URL_SCHEMES
 
 # Folders are filtered by name so that notes, sidecars and system files are not reported as broken images;
-# a file named explicitly is always tried (the service recognises formats by content, not by name).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib"})
+# a file named explicitly is always tried (formats are recognised by content, not by name).
+IMAGE_SUFFIXES = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".gif", ".heic", ".heif",
+})
+
+
+class AlbumInputError(ValueError):
+    """The command line names nothing to work on: a missing path, or folders without a single image file."""
 
 
 def is_url(location: str) -> bool:
@@ -17,13 +23,23 @@ def is_url(location: str) -> bool:
 
 
 def find_images(inputs: list[str]) -> list[str]:
-    """Expand folders (recursively, skipping hidden entries, sorted) and keep each location once, in order."""
+    """Expand folders (recursively, skipping hidden entries, sorted) and keep each location once, in order.
+
+    A path that does not exist, or a folder holding no image file, is an error rather than an empty result: a
+    mistyped name must not look like an album without duplicates."""
     found: list[str] = []
     for item in inputs:
-        if not is_url(item) and Path(item).is_dir():
-            found.extend(walk(Path(item)))
-        else:
+        if is_url(item) or Path(item).is_file():
             found.append(item)
+        elif Path(item).is_dir():
+            images = walk(Path(item))
+            if not images:
+                raise AlbumInputError(
+                    f"{item}: no image files in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
+            found.extend(images)
+        else:
+            raise AlbumInputError(f"{item}: no such file or folder")
     return list(dict.fromkeys(found))
 
 

@@ -18,6 +18,8 @@ class OutputFormatError(ValueError):
 
 def check_output(path: Path) -> None:
     """Fail before any work is done rather than after an hour of embedding."""
+    if not path.parent.is_dir():
+        raise OutputFormatError(f"{path}: the folder {path.parent} does not exist")
     if path.suffix.lower() not in FORMATS:
         raise OutputFormatError(f"{path}: the output must end in {', '.join(FORMATS)}")
     if path.suffix.lower() == ".parquet":
@@ -32,6 +34,27 @@ def check_output(path: Path) -> None:
 def index_path(path: Path) -> Path:
     """The rows of `vectors.npy` are named in `vectors.index.json`."""
     return path.with_suffix(".index.json")
+
+
+def read_vectors(path: Path) -> tuple[list[str], list[str], np.ndarray, str | None]:
+    """What `write_vectors` wrote: (image locations, SHA-256 keys, float32 vectors, model or None for .jsonl)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        index = json.loads(index_path(path).read_text())
+        rows = index["rows"]
+        return [r["image"] for r in rows], [r["sha256"] for r in rows], np.load(path).astype(np.float32), index["model"]
+    if suffix == ".jsonl":
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        vectors = np.array([line["result"] for line in lines], np.float32).reshape(len(lines), -1)
+        return [line["image"] for line in lines], [line["sha256"] for line in lines], vectors, None
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        model = (table.schema.metadata or {}).get(b"model", b"").decode() or None
+        vectors = np.array(table.column("embedding").to_pylist(), np.float32).reshape(table.num_rows, -1)
+        return table.column("image").to_pylist(), table.column("sha256").to_pylist(), vectors, model
+    raise OutputFormatError(f"{path}: a vectors file ends in {', '.join(FORMATS)}")
 
 
 def write_vectors(path: Path, run: EmbedRun, model: str) -> list[Path]:

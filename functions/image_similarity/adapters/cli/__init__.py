@@ -1,7 +1,9 @@
-"""`image-similarity` command line: embed images or folders, compare two images, find duplicates, serve the API.
+"""`image-similarity` command line: embed images or folders, compare two images, find duplicates and act on them,
+serve the API.
 
-Exit status: 0 when every image was used, 1 when some were skipped (each is reported on stderr), 2 for usage errors.
-Each command lives in its own module of this package, which registers its sub-parser.
+Exit status: 0 when every image was used; 1 when some were skipped (each is reported on stderr) or a file could not
+be read or written; 2 for bad options or inputs that name nothing (a missing path, a folder without images);
+130 after Ctrl-C; 141 when the reader of the output went away (e.g. `| head`).
 """
 
 from __future__ import annotations
@@ -9,16 +11,44 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
 
-from image_similarity.adapters.cli import compare, duplicates, embed, serve
+from image_similarity.adapters.cli import compare, duplicates, embed, serve, undo
+from image_similarity.album.image_files import AlbumInputError
 from image_similarity.album.vector_files import OutputFormatError
 from image_similarity.client import ImageSimilarityError
 
-COMMANDS = (embed, duplicates, compare, serve)
+COMMANDS = (embed, duplicates, undo, compare, serve)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+def _version() -> str:
+    try:
+        package = version("image-similarity")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        package = "unknown"
+    from image_similarity.core.embedder import ModelInfo
+
+    return f"image-similarity {package} (model {ModelInfo.load().version})"
+
+
+class VersionAction(argparse.Action):
+    """--version, computed only when asked for (it reads the model manifest)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the program and model versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(_version())
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="image-similarity", description=__doc__)
+    parser = argparse.ArgumentParser(prog="image-similarity", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
@@ -31,5 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (OutputFormatError, ImageSimilarityError) as exc:
+    except (OutputFormatError, ImageSimilarityError, AlbumInputError) as exc:
         parser.exit(2, f"image-similarity: {exc}\n")
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit: point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # an output folder that vanished, a full disk, a file without permission
+        where = f": {exc.filename}" if exc.filename else ""
+        parser.exit(1, f"image-similarity: {exc.strerror or exc}{where}\n")

@@ -1,10 +1,12 @@
-"""What the image commands share: the backend (local model or --remote API), the cache, embedding with progress."""
+"""What the image commands share: the backend (local model or --remote API), the cache, embedding with progress,
+the input list (folders, files, URLs, or `-` for names on stdin) and option types that refuse bad values."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from tqdm import tqdm
 
@@ -16,22 +18,36 @@ from image_similarity.album.bulk_embed import (
     ImageReader,
     LocalBackend,
     RemoteBackend,
-    collect,
-    default_workers,
-    iter_embeddings,
 )
+from image_similarity.album.embedding import Embedding
+from image_similarity.album.image_files import find_images
 from image_similarity.album.vector_cache import VectorCache, default_cache_root
 from image_similarity.client import ImageSimilarityClient
 from image_similarity.core.service import default_service
 from image_similarity.core.settings import Settings
 from image_similarity.sources.image_source import ImageSource
 
+API_PATH = "/image-similarity"
+
+
+def endpoint(url: str) -> str:
+    """The API's URL from a stage URL (https://id.execute-api.region.amazonaws.com/prod), a local server's base URL
+    (http://127.0.0.1:8080) or the full endpoint: the /image-similarity path is added when missing."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if not path.endswith(API_PATH):
+        path += API_PATH
+    return urlunsplit(parts._replace(path=path))
+
+
+def open_client(args: argparse.Namespace) -> ImageSimilarityClient:
+    return ImageSimilarityClient(endpoint(args.remote), iam=args.iam)
+
 
 def open_backend(args: argparse.Namespace) -> tuple[Backend, ImageReader]:
     """The deployed API with --remote, else the model in this process; URLs are read under the API's rules."""
     if args.remote:
-        client = ImageSimilarityClient(args.remote, iam=args.iam)
-        return RemoteBackend(client), ImageReader(ImageSource(Settings.from_env().fetch))
+        return RemoteBackend(open_client(args)), ImageReader(ImageSource(Settings.from_env().fetch))
     service = default_service()
     return LocalBackend(service), ImageReader(service.source)
 
@@ -41,21 +57,32 @@ def open_cache(args: argparse.Namespace, backend: Backend, persistent: bool) -> 
     return VectorCache(folder, backend.model, backend.dim)
 
 
-def embed_locations(args: argparse.Namespace, locations: list[str]) -> tuple[EmbedRun, Backend, ImageReader]:
-    """Embed with a progress bar on stderr (shown on terminals only); report each skipped image as it happens."""
+class ProgressEmbedding(Embedding):
+    """Embedding with a progress bar on stderr (shown on terminals only) that reports each skipped image."""
+
+    def run(self, locations: list[str]) -> EmbedRun:
+        with tqdm(total=len(locations), unit="img", disable=None, file=sys.stderr) as bar:
+
+            def step(outcome: Embedded) -> None:
+                if outcome.error:
+                    bar.write(f"{outcome.location}: {outcome.error}", file=sys.stderr)
+                bar.update()
+
+            self.on_each = step
+            return super().run(locations)
+
+
+def open_embedding(args: argparse.Namespace, persistent: bool = True) -> Embedding:
     backend, read = open_backend(args)
-    cache = open_cache(args, backend, persistent=True)
-    workers = args.workers or default_workers(bool(args.remote))
-    outcomes = iter_embeddings(locations, backend, read, cache, args.batch_size, workers)
-    with tqdm(total=len(locations), unit="img", disable=None, file=sys.stderr) as bar:
+    return ProgressEmbedding(backend, read, open_cache(args, backend, persistent), args.batch_size, args.workers)
 
-        def step(outcome: Embedded) -> None:
-            if outcome.error:
-                bar.write(f"{outcome.location}: {outcome.error}", file=sys.stderr)
-            bar.update()
 
-        run = collect(outcomes, backend.dim, step)
-    return run, backend, read
+def inputs(names: list[str]) -> list[str]:
+    """The images to work on; `-` stands for names read from stdin, one a line (e.g. from `find ... -newer`)."""
+    expanded: list[str] = []
+    for name in names:
+        expanded += [line.strip() for line in sys.stdin if line.strip()] if name == "-" else [name]
+    return find_images(expanded)
 
 
 def summary(run: EmbedRun) -> str:
@@ -63,22 +90,37 @@ def summary(run: EmbedRun) -> str:
 
 
 def threshold(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("the threshold is a similarity score between 0 and 1")
+        raise argparse.ArgumentTypeError(f"{text!r}: the threshold is a similarity score between 0 and 1")
     return value
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return int(text)
+
+
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--remote", metavar="URL", help="use the deployed API at URL instead of the local model")
-    parser.add_argument("--iam", action="store_true", help="sign --remote requests with SigV4 (AWS_IAM stacks)")
+    parser.add_argument(
+        "--remote", metavar="URL",
+        help="use the deployed API instead of the local model: its stage URL (the ImageSimilarity stack output "
+             "without /image-similarity), a local server such as http://127.0.0.1:8080, or the full endpoint "
+             "(default: the local model)")
+    parser.add_argument("--iam", action="store_true",
+                        help="sign --remote requests with SigV4, for stacks deployed with AWS_IAM (default: off)")
 
 
 def add_bulk_options(parser: argparse.ArgumentParser) -> None:
     add_backend_options(parser)
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per model call")
-    parser.add_argument("--workers", type=int, default=0, help="parallel readers / requests (default: all cores)")
-    parser.add_argument("--cache", metavar="DIR", help=f"embedding cache (default {default_cache_root()})")
-    parser.add_argument("--no-cache", action="store_true", help="embed everything again, remember nothing")
-
-
+    parser.add_argument("--batch-size", type=positive, default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help="images per model call (default %(default)s)")
+    parser.add_argument("--workers", type=positive, default=0, metavar="N",
+                        help="parallel readers / requests (default: one per CPU locally, 8 with --remote)")
+    parser.add_argument("--cache", metavar="DIR", help=f"embedding cache folder (default {default_cache_root()})")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="embed everything again and remember nothing (default: use the cache)")

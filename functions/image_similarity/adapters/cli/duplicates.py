@@ -1,49 +1,116 @@
-"""`image-similarity duplicates`: group an album's near-duplicates and write an HTML report."""
+"""`image-similarity duplicates`: group an album's duplicates (or new photos against a library), suggest the copy
+to keep, write the JSON result and an HTML report, and optionally move the other copies aside."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
-from image_similarity.adapters.cli.common import add_bulk_options, embed_locations, summary, threshold
+from image_similarity.adapters.cli.common import add_bulk_options, inputs, open_embedding, threshold
+from image_similarity.album.duplicate_finder import DuplicateResult, find_duplicates
 from image_similarity.album.duplicate_report import write_report
-from image_similarity.album.duplicates import find_groups
-from image_similarity.album.image_files import find_images
+from image_similarity.album.image_files import AlbumInputError
+from image_similarity.album.keep import DEFAULT_KEEP, KEEP_RULES
+from image_similarity.album.moves import apply_moves, default_log_path, plan_moves
 from image_similarity.core.settings import DUPLICATE_THRESHOLD
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
-    locations = find_images(args.folders)
-    run, _, read = embed_locations(args, locations)
-    groups = find_groups(run.vectors, args.threshold)
-    for group in groups:
-        for row, score in zip(group.members, group.scores, strict=True):
-            print(f"{score:.4f}  {run.locations[row]}")
-        print()
-    if args.json:
-        paths = [[run.locations[row] for row in group.members] for group in groups]
-        Path(args.json).write_text(json.dumps({"groups": paths}, indent=1) + "\n")
-    write_report(Path(args.html), groups, run.locations, read, args.threshold, len(run.locations), args.workers or 4)
-    in_groups = sum(len(g.members) for g in groups)
-    print(
-        f"{summary(run)}; {len(groups)} groups of duplicates ({in_groups} images); report: {args.html}", file=sys.stderr
-    )
-    return 1 if run.failures else 0
+    if (args.dry_run or args.log) and not args.move_to:
+        raise AlbumInputError("--dry-run and --log go with --move-to DIR")
+    locations = inputs(args.folders)
+    json_out, html_out = _outputs(args)  # checked before any work: an hour of embedding is not lost to a typo
+    embedding = open_embedding(args)
+    result = find_duplicates(*locations, threshold=args.threshold, keep=args.keep, against=args.against,
+                             embedding=embedding)
+    if json_out != "-":
+        _print_groups(result)
+    document = json.dumps(result.to_json(), indent=1) + "\n"
+    if json_out == "-":
+        sys.stdout.write(document)
+    elif json_out:
+        Path(json_out).write_text(document)
+    write_report(html_out, result, embedding.read, args.workers or 4)
+    print(f"{result.scanned} files scanned, {result.scanned - len(result.skipped)} embedded, {len(result.skipped)} "
+          f"skipped; {len(result.groups)} group{'' if len(result.groups) == 1 else 's'} of duplicates "
+          f"({result.images_in_groups} images); "
+          f"report: {html_out}", file=sys.stderr)
+    status = 1 if result.skipped else 0
+    if args.move_to:
+        status = max(status, _move(result, locations if "-" in args.folders else args.folders, args))
+    return status
 
+
+def _outputs(args: argparse.Namespace) -> tuple[str | None, Path]:
+    """The JSON destination (`-` is stdout) and the report: --html, else beside the JSON, else in a new temp folder."""
+    for name in (args.json, args.html):
+        if name and name != "-" and not Path(name).parent.is_dir():
+            raise AlbumInputError(f"{name}: the folder {Path(name).parent} does not exist")
+        if name and Path(name).is_dir():
+            raise AlbumInputError(f"{name} is a folder: name a file to write")
+    if args.html:
+        return args.json, Path(args.html)
+    if args.json and args.json != "-":
+        return args.json, Path(args.json).with_suffix(".html")
+    return args.json, Path(tempfile.mkdtemp(prefix="image-similarity-")) / "duplicates.html"
+
+
+def _print_groups(result: DuplicateResult) -> None:
+    """Human-readable groups: the kept copy first, marked; byte-identical copies marked too."""
+    for group in result.groups:
+        for index, image in enumerate(group.images):
+            mark = "keep" if index == 0 else "same" if image.identical else "    "
+            print(f"{mark}  {image.similarity:.4f}  {image.path}")
+        print()
+
+
+def _move(result: DuplicateResult, scanned: list[str], args: argparse.Namespace) -> int:
+    destination = Path(args.move_to)
+    moves = plan_moves(result, scanned, destination)
+    if args.dry_run:
+        for move in moves:
+            print(f"would move {move.source} -> {move.target}", file=sys.stderr)
+        print(f"{len(moves)} files would be moved (dry run: nothing was moved)", file=sys.stderr)
+        return 0
+    log = Path(args.log) if args.log else default_log_path(destination)
+    outcome = apply_moves(moves, log)
+    for move, reason in outcome.refused:
+        print(f"not moved: {move.source}: {reason}", file=sys.stderr)
+    if outcome.done:
+        print(f"moved {len(outcome.done)} files into {destination}; undo with: image-similarity undo {log}",
+              file=sys.stderr)
+    return 1 if outcome.refused else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    dups = sub.add_parser("duplicates", help="group near-duplicate images and write an HTML report")
-    dups.add_argument("folders", nargs="+", metavar="DIR", help="folder (walked recursively) or image files")
-    dups.add_argument(
-        "--threshold",
-        type=threshold,
-        default=DUPLICATE_THRESHOLD,
-        help=f"similarity from which two images are duplicates (default {DUPLICATE_THRESHOLD})",
-    )
-    dups.add_argument("--json", metavar="OUT", help='write {"groups": [[path, ...], ...]} to OUT')
-    dups.add_argument("--html", metavar="FILE", default="duplicates.html", help="the report (default %(default)s)")
+    dups = sub.add_parser(
+        "duplicates", help="group duplicate images, suggest which copy to keep, write JSON and an HTML report",
+        description=__doc__)
+    dups.add_argument("folders", nargs="+", metavar="DIR",
+                      help="folders (walked recursively), image files, or - to read names from stdin")
+    dups.add_argument("--threshold", type=threshold, default=DUPLICATE_THRESHOLD,
+                      help="similarity from which two images are duplicates (default %(default)s)")
+    dups.add_argument("--keep", choices=KEEP_RULES, default=DEFAULT_KEEP,
+                      help="which copy of a group to keep: largest = most pixels, then least compressed, then oldest; "
+                           "oldest / newest by EXIF date, else file time; path-order = first path (default "
+                           "%(default)s)")
+    dups.add_argument("--against", metavar="LIBRARY",
+                      help="report only images of DIR that match this library: a folder, or a vectors file from "
+                           "`embed --out` (default: find duplicates within DIR)")
+    dups.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT, - for stdout "
+                                                    "(default: none)")
+    dups.add_argument("--html", metavar="FILE",
+                      help="the HTML report (default: beside --json OUT as .html, else duplicates.html in a new "
+                           "temporary folder; its path is printed)")
+    dups.add_argument("--move-to", metavar="DIR",
+                      help="move every copy not kept into DIR, keeping paths relative to the scanned folders; never "
+                           "deletes or overwrites (default: move nothing)")
+    dups.add_argument("--dry-run", action="store_true", help="with --move-to: print the moves, make none")
+    dups.add_argument("--log", metavar="FILE",
+                      help="with --move-to: the JSON log of the moves, for `image-similarity undo` (default "
+                           "DIR/moves-DATE-TIME.json)")
     add_bulk_options(dups)
     dups.set_defaults(run=cmd_duplicates)

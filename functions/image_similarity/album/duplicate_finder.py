@@ -1,0 +1,217 @@
+"""Duplicates as a complete, honest result: every group with the copy to keep first and each image's facts, every
+skipped file with its reason, and the run's model, threshold and counts. `to_json()` is the `duplicates --json`
+document; the HTML report and the moves are built from the same object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from image_similarity.album.bulk_embed import EmbedRun
+from image_similarity.album.duplicates import find_groups
+from image_similarity.album.embedding import Embedding
+from image_similarity.album.image_files import find_images, is_url
+from image_similarity.album.keep import DEFAULT_KEEP, Candidate, choose
+from image_similarity.album.library import Library, load_library
+from image_similarity.album.photo_decode import PhotoFacts, photo_facts
+from image_similarity.core.errors import RequestError
+from image_similarity.core.score import similarity
+from image_similarity.core.settings import DUPLICATE_THRESHOLD
+
+FACT_READERS = 8
+# New images scored against the library per block: 4,096 x 100,000 float32 scores = 1.6 GB would be too many.
+AGAINST_BLOCK_ELEMENTS = 2**25
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One file of a group. `similarity` is its score against the kept copy; `identical`: the same bytes as it."""
+
+    path: str
+    similarity: float
+    identical: bool
+    bytes: int | None
+    facts: PhotoFacts | None
+
+    def to_json(self) -> dict[str, Any]:
+        facts = self.facts
+        return {
+            "path": self.path,
+            "similarity": round(self.similarity, 5),
+            "identical": self.identical,
+            "width": facts.width if facts else None,
+            "height": facts.height if facts else None,
+            "bytes": self.bytes,
+            "format": facts.format if facts else None,
+            "taken": facts.taken if facts else None,
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    """`images[0]` is the copy to keep; the others are the suggested moves."""
+
+    images: list[ImageEntry]
+
+    @property
+    def keep(self) -> str:
+        return self.images[0].path
+
+    @property
+    def movable(self) -> list[ImageEntry]:
+        return self.images[1:]
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        return sum(image.bytes or 0 for image in self.movable)
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    model_version: str
+    threshold: float
+    keep_rule: str
+    scanned: int
+    skipped: list[tuple[str, str]]
+    groups: list[Group]
+    against: str | None = None
+
+    @property
+    def images_in_groups(self) -> int:
+        return sum(len(g.images) for g in self.groups)
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        return sum(g.reclaimable_bytes for g in self.groups)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "threshold": self.threshold,
+            "keep_rule": self.keep_rule,
+            "against": self.against,
+            "scanned": self.scanned,
+            "embedded": self.scanned - len(self.skipped),
+            "images_in_groups": self.images_in_groups,
+            "reclaimable_bytes": self.reclaimable_bytes,
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+            "groups": [{"keep": g.keep, "images": [image.to_json() for image in g.images]} for g in self.groups],
+        }
+
+
+def find_duplicates(
+    *folders: str | Path,
+    threshold: float = DUPLICATE_THRESHOLD,
+    keep: str = DEFAULT_KEEP,
+    against: str | Path | None = None,
+    embedding: Embedding | None = None,
+) -> DuplicateResult:
+    """Group the duplicates among the images under `folders`, with the copy to keep by the `keep` rule.
+
+    With `against` (a folder, or a vectors file written by `image-similarity embed --out`), only the new images that
+    match a library image are reported, each group kept by its library image. `embedding` defaults to the local model
+    with the user's vector cache.
+    """
+    embedding = embedding or Embedding.local()
+    locations = find_images([str(f) if is_url(str(f)) else str(Path(f).expanduser()) for f in folders])
+    library = load_library(str(Path(against).expanduser()), embedding) if against is not None else None
+    if library is not None:
+        in_library = set(library.locations)
+        locations = [loc for loc in locations if loc not in in_library]
+    run = embedding.run(locations)
+    with ThreadPoolExecutor(FACT_READERS) as pool:
+        if library is None:
+            groups = [_album_group(run, g.members, keep, embedding.read, pool)
+                      for g in find_groups(run.vectors, threshold, run.keys)]
+        else:
+            groups = _library_groups(run, library, threshold, embedding.read, pool)
+    return DuplicateResult(
+        model_version=embedding.backend.version,
+        threshold=threshold,
+        keep_rule="library" if library else keep,
+        scanned=len(locations),
+        skipped=run.failures,
+        groups=sorted(groups, key=lambda g: g.keep),
+        against=str(against) if against is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class _File:
+    facts: PhotoFacts | None
+    bytes: int | None
+    modified: float | None
+
+
+def _file(location: str, read: Callable[[str], bytes]) -> _File:
+    """The file's header facts; a file that vanished or cannot be opened since it was embedded has none."""
+    try:
+        data = read(location)
+    except RequestError:
+        return _File(None, None, None)
+    try:
+        facts = photo_facts(data)
+    except RequestError:
+        facts = None
+    try:
+        modified = None if is_url(location) else os.stat(location).st_mtime
+    except OSError:  # removed in the meantime: the rules fall back to the other facts
+        modified = None
+    return _File(facts, len(data), modified)
+
+
+def _album_group(
+    run: EmbedRun, rows: list[int], rule: str, read: Callable[[str], bytes], pool: ThreadPoolExecutor
+) -> Group:
+    files = list(pool.map(lambda row: _file(run.locations[row], read), rows))
+    candidates = [
+        Candidate(order, f.facts.width * f.facts.height if f.facts else 0, f.bytes or 0,
+                  f.facts.taken if f.facts else None, f.modified)
+        for order, f in zip(rows, files, strict=True)
+    ]
+    kept = rows[choose(candidates, rule)]
+    entries = [
+        ImageEntry(run.locations[row], similarity(run.vectors[row], run.vectors[kept]),
+                   row != kept and run.keys[row] == run.keys[kept], f.bytes, f.facts)
+        for row, f in zip(rows, files, strict=True)
+    ]
+    ordered = sorted(range(len(rows)), key=lambda i: (rows[i] != kept, -entries[i].similarity, rows[i]))
+    return Group([entries[i] for i in ordered])
+
+
+def _library_groups(
+    run: EmbedRun, library: Library, threshold: float, read: Callable[[str], bytes], pool: ThreadPoolExecutor
+) -> list[Group]:
+    """Each new image that is a copy of, or matches, a library image joins the group of its best library match."""
+    by_key = {key: i for i, key in enumerate(library.keys)}
+    matched: dict[int, list[tuple[int, float, bool]]] = {}  # library row -> (new row, score, identical)
+    block = max(1, AGAINST_BLOCK_ELEMENTS // max(1, len(library.vectors)))
+    for start in range(0, len(run.vectors), block):
+        best = np.argmax(run.vectors[start : start + block] @ library.vectors.T, axis=1) if len(library.vectors) else []
+        for offset, lib_row in enumerate(np.asarray(best).tolist()):
+            row = start + offset
+            if run.keys[row] in by_key:  # the same bytes: hash first, whatever the vectors say
+                lib_row = by_key[run.keys[row]]
+                matched.setdefault(lib_row, []).append((row, similarity(run.vectors[row], library.vectors[lib_row]),
+                                                        True))
+                continue
+            score = similarity(run.vectors[row], library.vectors[lib_row])
+            if score >= threshold:
+                matched.setdefault(lib_row, []).append((row, score, False))
+    groups = []
+    for lib_row, news in matched.items():
+        location = library.locations[lib_row]
+        kept = _File(None, None, None) if is_url(location) else _file(location, read)  # facts of local files only
+        news = sorted(news, key=lambda m: (-m[1], m[0]))
+        files = list(pool.map(lambda m: _file(run.locations[m[0]], read), news))
+        entries = [ImageEntry(location, 1.0, False, kept.bytes, kept.facts)]
+        entries += [ImageEntry(run.locations[row], score, identical, f.bytes, f.facts)
+                    for (row, score, identical), f in zip(news, files, strict=True)]
+        groups.append(Group(entries))
+    return groups
