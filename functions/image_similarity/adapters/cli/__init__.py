@@ -10,11 +10,13 @@ import argparse
 import logging
 import os
 
-from image_similarity.adapters.cli import compare, duplicates, embed, serve
+from image_similarity.adapters.cli import batch, compare, duplicates, embed, serve
 from image_similarity.album.vector_files import OutputFormatError
+from image_similarity.batch.control import BatchControlError
+from image_similarity.batch.parts import BatchInputError
 from image_similarity.client import ImageSimilarityError
 
-COMMANDS = (embed, duplicates, compare, serve)
+COMMANDS = (embed, duplicates, compare, serve, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,5 +33,5 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (OutputFormatError, ImageSimilarityError) as exc:
+    except (OutputFormatError, ImageSimilarityError, BatchInputError, BatchControlError) as exc:
         parser.exit(2, f"image-similarity: {exc}\n")

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from image_similarity.adapters.cli import batch
 from image_similarity.adapters.cli.common import (
     add_bulk_options,
     embed_locations,
@@ -20,6 +21,8 @@ from image_similarity.album.vector_files import FORMATS, check_output, write_vec
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    if batch.wants_batch(args):  # S3 prefixes and S3 output: the batch worker, Parquet parts, resumable
+        return batch.cmd_embed_batch(args)
     locations = find_images(args.images)
     if args.out is None:  # JSON lines on stdout, as they come
         backend, read = open_backend(args)
