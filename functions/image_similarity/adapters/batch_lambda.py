@@ -18,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from image_similarity.batch.parquet_rows import to_table
-from image_similarity.batch.parts import BatchInputError, S3Parts, part_name
+from image_similarity.batch.parts import BatchInputError, S3Parts, part_name, parts_prefix
 from image_similarity.batch.worker import Item, ItemReader, Worker
 from image_similarity.core.service import default_service
 from image_similarity.core.settings import Settings
@@ -38,7 +38,7 @@ class BatchEvent:
 
     @property
     def parts_prefix(self) -> str:
-        return "/".join(p for p in (self.output_prefix.strip("/"), "parts", self.execution_name)) + "/"
+        return parts_prefix(self.output_prefix, self.execution_name)
 
 
 def parse_event(event: dict[str, Any]) -> BatchEvent:

@@ -26,6 +26,7 @@ from image_similarity.batch.parts import (
     list_objects,
     parse_s3_prefix,
     part_name,
+    parts_prefix,
 )
 from image_similarity.batch.worker import Item, Row, Worker
 
@@ -84,8 +85,7 @@ class S3PrefixOutput:
 
     def __init__(self, url: str, s3_client):
         bucket, prefix = parse_s3_prefix(url)
-        base = prefix.strip("/")
-        self.parts = S3Parts(s3_client, bucket, f"{base}/parts/{LOCAL_RUN_NAME}/" if base else f"parts/{LOCAL_RUN_NAME}/")
+        self.parts = S3Parts(s3_client, bucket, parts_prefix(prefix, LOCAL_RUN_NAME))
 
     def done(self) -> set:
         return identities(self.parts.read(name) for name in self.parts.names())

@@ -30,6 +30,11 @@ def batch_id(items: Iterable[Item]) -> str:
     return digest.hexdigest()[:24]
 
 
+def parts_prefix(output_prefix: str, run_name: str) -> str:
+    """Where a run's parts go under the output prefix: `<output_prefix>/parts/<run>/` (AWS: the execution name)."""
+    return "/".join(p for p in (output_prefix.strip("/"), "parts", run_name) if p) + "/"
+
+
 def is_s3_url(text: str) -> bool:
     return text.lower().startswith("s3://")
 
