@@ -84,6 +84,9 @@ def test_start_names_runs_itself_and_leaves_defaults_to_the_state_machine(client
     sfn_stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": NOW},
                           {"stateMachineArn": MACHINE, "name": ANY, "input": ANY})
     assert jobs.start("images", "s3://images-in/", "s3://vectors-out/") == EXECUTION
+    manifest = "s3://inventory-reports/images-in/all/2026-12-01T01-00Z/manifest.json"
+    assert execution_input("s3://images-in/", "s3://vectors-out/", inventory_manifest=manifest)[
+        "inventory_manifest"] == manifest
     assert execution_input("s3://images-in/", "s3://vectors-out/") == {"input_bucket": "images-in", "input_prefix": "",
                                                          "output_bucket": "vectors-out", "output_prefix": ""}
 
@@ -143,6 +146,8 @@ def test_aws_errors_become_messages(clients):
         (lambda: execution_input("images-in/photos", "s3://vectors-out/"), "not an S3 location"),
         (lambda: execution_input("s3://images-in/", "s3://vectors-out/", max_concurrency=0), "at least 1"),
         (lambda: execution_input("s3://images-in/", "s3://vectors-out/", tolerated_failure_percentage=101), "between 0 and 100"),
+        (lambda: execution_input("s3://images-in/", "s3://vectors-out/", inventory_manifest="s3://inv/x.csv"),
+         "manifest.json"),
         (lambda: BatchJobs(object(), object()).stop("embed-1"), "not a Step Functions execution ARN"),
     ],
 )

@@ -52,8 +52,11 @@ def execution_input(
     *,
     max_concurrency: int | None = None,
     tolerated_failure_percentage: float | None = None,
+    inventory_manifest: str | None = None,
 ) -> dict[str, Any]:
-    """The state machine's input; settings left out take the state machine's defaults."""
+    """The state machine's input (infra/batch.py); settings left out take the state machine's defaults.
+    `inventory_manifest` (s3://.../manifest.json of an S3 Inventory report of the input bucket) replaces listing
+    the prefix: for buckets with tens of millions of objects."""
     input_bucket, input_prefix = parse_s3_prefix(input_url)
     output_bucket, output_prefix = parse_s3_prefix(output_url)
     body: dict[str, Any] = {
@@ -70,6 +73,11 @@ def execution_input(
         if not 0 <= tolerated_failure_percentage <= 100:
             raise BatchInputError("the tolerated failure percentage must be between 0 and 100")
         body["tolerated_failure_percentage"] = tolerated_failure_percentage
+    if inventory_manifest is not None:
+        _, manifest_key = parse_s3_prefix(inventory_manifest)
+        if not manifest_key.endswith("manifest.json"):
+            raise BatchInputError("the inventory manifest is the report's s3://bucket/.../manifest.json")
+        body["inventory_manifest"] = inventory_manifest
     return body
 
 

@@ -78,6 +78,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         name=args.name,
         max_concurrency=args.max_concurrency,
         tolerated_failure_percentage=args.tolerated_failure_percentage,
+        inventory_manifest=args.inventory_manifest,
     )
     print(arn)
     if args.no_wait:
@@ -127,6 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--max-concurrency", type=int, help="batches running at once (default: the stack's)")
     start.add_argument("--tolerated-failure-percentage", type=float,
                        help="failed batches, in %%, before the run fails (default: the stack's)")
+    start.add_argument("--inventory-manifest", metavar="s3://.../manifest.json",
+                       help="read the objects from an S3 Inventory report of the input bucket instead of listing")
     start.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
     start.set_defaults(run=cmd_start)
 
