@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from batch.conftest import BUCKET, UNUSABLE
 from image_similarity.adapters import batch_lambda
-from image_similarity.batch.parts import BatchInputError
+from image_similarity.batch.locations import BatchInputError
 from image_similarity.batch.worker import ItemReader, Worker
 from image_similarity.sources import s3_fetch
 

@@ -12,7 +12,7 @@ from botocore.stub import ANY, Stubber
 from image_similarity.adapters import cli
 from image_similarity.adapters.cli import batch as batch_cli
 from image_similarity.batch.control import BatchControlError, BatchJobs, BatchProgress, execution_input
-from image_similarity.batch.parts import BatchInputError
+from image_similarity.batch.locations import BatchInputError
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:BatchEmbedding"
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:BatchEmbedding:embed-1"

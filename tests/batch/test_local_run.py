@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -152,3 +154,9 @@ def test_the_s3_client_honours_aws_endpoint_url(aws_env, monkeypatch):
 def test_s3_output_layout_matches_the_aws_job(s3):
     assert S3PrefixOutput("s3://vectors/out/", s3).parts.prefix == "out/parts/local/"
     assert S3PrefixOutput("s3://vectors", s3).parts.prefix == "parts/local/"
+
+
+def test_the_command_line_does_not_import_pyarrow_until_a_batch_needs_it():
+    code = "import sys, image_similarity.adapters.cli; print('pyarrow' in sys.modules)"
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == "False"

@@ -17,8 +17,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from image_similarity.batch.locations import BatchInputError, parts_prefix
 from image_similarity.batch.parquet_rows import to_table
-from image_similarity.batch.parts import BatchInputError, S3Parts, part_name, parts_prefix
+from image_similarity.batch.parts import S3Parts, part_name
 from image_similarity.batch.worker import Item, ItemReader, Worker
 from image_similarity.core.service import default_service
 from image_similarity.core.settings import Settings

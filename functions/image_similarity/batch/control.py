@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from image_similarity.batch.parts import BatchInputError, parse_s3_prefix
+from image_similarity.batch.locations import BatchInputError, parse_s3_prefix
 
 STATE_MACHINE_OUTPUT = "BatchEmbeddingStateMachineArn"
 FINISHED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})

@@ -18,16 +18,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from image_similarity.album.image_files import find_images
+from image_similarity.batch.locations import is_s3_url, parse_s3_prefix, parts_prefix
 from image_similarity.batch.parquet_rows import SCHEMA, identities, to_table
-from image_similarity.batch.parts import (
-    LocalParts,
-    S3Parts,
-    is_s3_url,
-    list_objects,
-    parse_s3_prefix,
-    part_name,
-    parts_prefix,
-)
+from image_similarity.batch.parts import LocalParts, S3Parts, list_objects, part_name
 from image_similarity.batch.worker import Item, Row, Worker
 
 PART_ITEMS = 256

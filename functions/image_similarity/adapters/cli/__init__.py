@@ -13,7 +13,7 @@ import os
 from image_similarity.adapters.cli import batch, compare, duplicates, embed, serve
 from image_similarity.album.vector_files import OutputFormatError
 from image_similarity.batch.control import BatchControlError
-from image_similarity.batch.parts import BatchInputError
+from image_similarity.batch.locations import BatchInputError
 from image_similarity.client import ImageSimilarityError
 
 COMMANDS = (embed, duplicates, compare, serve, batch)

@@ -12,9 +12,7 @@ from tqdm import tqdm
 
 from image_similarity.album.vector_files import OutputFormatError
 from image_similarity.batch.control import BatchJobs, BatchProgress
-from image_similarity.batch.local_run import ParquetFileOutput, S3PrefixOutput, find_items, pending, run
-from image_similarity.batch.parts import is_s3_url
-from image_similarity.batch.worker import DEFAULT_READERS, ItemReader, Row, Worker
+from image_similarity.batch.locations import is_s3_url
 from image_similarity.core.service import default_service
 from image_similarity.core.settings import Settings
 
@@ -41,6 +39,10 @@ def cmd_embed_batch(args: argparse.Namespace) -> int:
         raise OutputFormatError("embedding an S3 prefix needs --out FILE.parquet or --out s3://bucket/prefix/")
     if args.remote:
         raise OutputFormatError("S3 prefixes are embedded with the local model: drop --remote, or use `batch start`")
+    # Imported here: pyarrow takes a third of a second to import, and the other commands never need it.
+    from image_similarity.batch.local_run import ParquetFileOutput, S3PrefixOutput, find_items, pending, run
+    from image_similarity.batch.worker import DEFAULT_READERS, ItemReader, Worker
+
     client = s3_client()
     output = S3PrefixOutput(args.out, client) if is_s3_url(args.out) else ParquetFileOutput(Path(args.out))
     settings = Settings.from_env()
@@ -55,7 +57,7 @@ def cmd_embed_batch(args: argparse.Namespace) -> int:
     todo = pending(items, output)
     with tqdm(total=len(items), initial=len(items) - len(todo), unit="img", disable=None, file=sys.stderr) as bar:
 
-        def step(row: Row) -> None:
+        def step(row) -> None:
             if row.error:
                 bar.write(f"{row.item.key}: {row.error}", file=sys.stderr)
             bar.update()
