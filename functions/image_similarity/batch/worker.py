@@ -1,14 +1,16 @@
 """The batch worker: a batch of S3 objects or local files in, one row per input out, never an exception for a bad
-image. Reads and decodes run on a thread pool, overlapping the network, while the model embeds the previous chunk.
+image. Reads and decodes run on a thread pool, overlapping the network, while the model embeds the batch before.
 
-Memory stays bounded: at most two chunks of `model_batch` model inputs (150 KB each) are alive, at most `readers`
-downloads are in memory at once (each capped by the fetch byte limit), and at most `decoders` images are decoded at
-once (decoding is where a large PNG or BMP briefly takes hundreds of MB).
+Memory stays bounded: at most `model_batch` + `lookahead` model inputs (150 KB each) are alive, at most `readers`
+downloads are in memory at once (each capped by the fetch byte limit), at most `decoders` images are decoded at once
+(decoding is where a large PNG or BMP briefly takes hundreds of MB), and ONNX Runtime's working memory grows with
+`model_batch` (about 16 MB per image: docs/BATCH.md, "Worker speed").
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,16 +121,20 @@ class Worker:
         return list(self.iter_rows(items))
 
     def iter_rows(self, items: Iterable[Item]) -> Iterator[Row]:
-        """Rows chunk by chunk: chunk k+1 is read and decoded while the model embeds chunk k."""
+        """Rows a model batch at a time, in input order. Up to `lookahead` further items are read and decoded while
+        the model embeds a batch: at least one more batch, and at least one item per reader thread (with a batch of
+        one, a single prefetched image could not hide an S3 round trip)."""
+        lookahead = max(self.model_batch, self.readers)
         with ThreadPoolExecutor(max_workers=self.readers, thread_name_prefix="batch-read") as pool:
-            pending: list[tuple[Item, Future]] | None = None
-            for chunk in _chunks((i for i in items if not i.is_folder_marker), self.model_batch):
-                submitted = [(item, pool.submit(self._load, item)) for item in chunk]
-                if pending is not None:
-                    yield from self._finish(pending)
-                pending = submitted
-            if pending is not None:
-                yield from self._finish(pending)
+            pending: deque[tuple[Item, Future]] = deque()
+            for item in items:
+                if item.is_folder_marker:
+                    continue
+                pending.append((item, pool.submit(self._load, item)))
+                if len(pending) >= self.model_batch + lookahead:
+                    yield from self._finish([pending.popleft() for _ in range(self.model_batch)])
+            while pending:
+                yield from self._finish([pending.popleft() for _ in range(min(self.model_batch, len(pending)))])
 
     def _load(self, item: Item) -> _Decoded | str:
         try:
@@ -153,13 +159,3 @@ class Worker:
                 rows.append(Row(item, version, error=d))
         return rows
 
-
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
