@@ -156,7 +156,9 @@ def test_s3_output_layout_matches_the_aws_job(s3):
     assert S3PrefixOutput("s3://vectors", s3).parts.prefix == "parts/local/"
 
 
-def test_the_command_line_does_not_import_pyarrow_until_a_batch_needs_it():
-    code = "import sys, image_similarity.adapters.cli; print('pyarrow' in sys.modules)"
+def test_the_command_line_and_the_api_handler_do_not_import_pyarrow():
+    """pyarrow (a third of a second to import) is loaded by batch runs only, not by every command or cold start."""
+    code = ("import sys, image_similarity.adapters.cli, image_similarity.adapters.lambda_handler; "
+            "print('pyarrow' in sys.modules)")
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert answer.stdout.strip() == "False"
