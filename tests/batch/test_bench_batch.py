@@ -19,7 +19,7 @@ def test_quick_benchmark_prints_the_worker_speed_table(tmp_path):
     assert speed[0] == "| read | threads | batch 1 | batch 8 | batch 32 | batch 64 |"
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in speed[2:]]
     assert [row[:2] for row in rows] == [["memory", "1"], ["memory", "2"], ["s3-like", "1"], ["s3-like", "2"]]
-    assert all(float(cell) > 0 for row in rows for cell in row[2:])
+    assert all(float(part.strip("()")) > 0 for row in rows for cell in row[2:] for part in cell.split())
     assert memory[0] == "| batch | model loaded | peak |"
     assert [line.split("|")[1].strip() for line in memory[2:]] == ["1", "8", "32", "64"]
     figures = json.loads(out.read_text())
