@@ -195,3 +195,11 @@ def test_cli_reports_aws_errors_without_a_traceback(clients, monkeypatch, capsys
     with pytest.raises(SystemExit) as exit_:
         cli.main(["batch", "start", "s3://images-in/", "s3://vectors-out/", "--stack", "nope"])
     assert exit_.value.code == 2 and "Stack with id nope does not exist" in capsys.readouterr().err
+
+
+def test_no_region_is_a_message_not_a_traceback(aws_env, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(BatchControlError, match="AWS_REGION"):
+        BatchJobs()

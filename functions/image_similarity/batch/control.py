@@ -87,9 +87,13 @@ class BatchJobs:
     def __init__(self, stepfunctions: Any = None, cloudformation: Any = None):
         if stepfunctions is None or cloudformation is None:
             import boto3
+            from botocore.exceptions import BotoCoreError
 
-            stepfunctions = stepfunctions or boto3.client("stepfunctions")
-            cloudformation = cloudformation or boto3.client("cloudformation")
+            try:
+                stepfunctions = stepfunctions or boto3.client("stepfunctions")
+                cloudformation = cloudformation or boto3.client("cloudformation")
+            except BotoCoreError as exc:  # e.g. no region configured
+                raise BatchControlError(f"{exc} (set AWS_REGION or a profile's region)") from exc
         self.stepfunctions = stepfunctions
         self.cloudformation = cloudformation
 
