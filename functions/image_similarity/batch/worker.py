@@ -28,7 +28,9 @@ from image_similarity.sources.s3_fetch import fetch_s3
 # Catalogue and archive images are often camera-sized; the HTTP API's 4,096 px limit (SPEC) guards request latency,
 # which a batch does not have. 10,000 px covers 60-megapixel cameras; the decoders semaphore bounds the memory.
 BATCH_MAX_IMAGE_SIDE = 10_000
-DEFAULT_MODEL_BATCH = 32
+# Larger model batches are no faster per image on CPU (more CPU time from 32 up) and ONNX Runtime's working memory
+# grows ~16 MB per image: 8 is at the minimum of both (docs/BATCH.md, "Worker speed"; make bench-batch).
+DEFAULT_MODEL_BATCH = 8
 # Downloads mostly wait on S3, so more of them are in flight than there are CPUs.
 DEFAULT_READERS = 8
 
