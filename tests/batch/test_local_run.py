@@ -134,6 +134,15 @@ def test_bad_batch_arguments_exit_2_with_a_message(s3, run_cli, argv, words, cap
     assert exit_.value.code == 2 and words in capsys.readouterr().err
 
 
+def test_an_output_file_of_another_kind_is_refused_not_overwritten(s3, run_cli, tmp_path, capsys):
+    out = tmp_path / "vectors.parquet"
+    pq.write_table(pa.table({"image": ["a.jpg"], "sha256": ["00"]}), out)  # what `embed DIR --out` writes
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(["embed", f"s3://{BUCKET}/photos/", "--out", str(out)])
+    assert exit_.value.code == 2 and "holds other columns" in capsys.readouterr().err
+    assert pq.read_table(out).column_names == ["image", "sha256"]
+
+
 def test_a_single_s3_object_url_still_goes_through_the_api_path():
     def wants(images: list[str], out: str | None = None) -> bool:
         return batch_cli.wants_batch(argparse.Namespace(images=images, out=out))

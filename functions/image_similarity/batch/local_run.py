@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from image_similarity.album.image_files import find_images
-from image_similarity.batch.locations import is_s3_url, parse_s3_prefix, parts_prefix
+from image_similarity.batch.locations import BatchInputError, is_s3_url, parse_s3_prefix, parts_prefix
 from image_similarity.batch.parquet_rows import SCHEMA, identities, to_table
 from image_similarity.batch.parts import LocalParts, S3Parts, list_objects, part_name
 from image_similarity.batch.worker import Item, Row, Worker
@@ -56,6 +56,9 @@ class ParquetFileOutput:
     def done(self) -> set:
         tables = (self.parts.read(name) for name in self.parts.names())
         existing = [pq.read_table(self.path)] if self.path.exists() else []
+        if existing and existing[0].schema.names != SCHEMA.names:
+            # e.g. a folder's vectors from `embed DIR --out vectors.parquet`: other columns, nothing to resume from
+            raise BatchInputError(f"{self.path} holds other columns than a batch run writes: choose another --out")
         return identities([*existing, *tables])
 
     def finish(self) -> list[str]:
