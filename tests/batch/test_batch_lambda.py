@@ -12,7 +12,7 @@ import pytest
 from batch.conftest import BUCKET, UNUSABLE
 from image_similarity.adapters import batch_lambda
 from image_similarity.batch.locations import BatchInputError
-from image_similarity.batch.worker import ItemReader, Worker
+from image_similarity.batch.worker import DEFAULT_MODEL_BATCH, ItemReader, Worker
 from image_similarity.sources import s3_fetch
 
 
@@ -121,3 +121,20 @@ def test_parts_go_under_the_output_prefix_and_execution():
     parsed = batch_lambda.parse_event(event([{"Key": "a.jpg"}], output_prefix="/runs/x/"))
     assert parsed.parts_prefix == "runs/x/parts/embed-1/"
     assert batch_lambda.parse_event(event([{"Key": "a.jpg"}], output_prefix="")).parts_prefix == "parts/embed-1/"
+
+
+def test_the_worker_is_built_once_from_the_service_and_the_environment(service, monkeypatch, aws_env):
+    """One vCPU per 1,769 MB: a 1,769 MB function decodes one image at a time beside the model's one thread."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769")
+    monkeypatch.setattr(batch_lambda, "default_service", lambda: service)
+    s3_fetch.default_client.cache_clear()
+    batch_lambda.default_worker.cache_clear()
+    try:
+        worker = batch_lambda.default_worker()
+        assert worker is batch_lambda.default_worker()
+        assert worker.embedder is service.embedder and worker.model_batch == DEFAULT_MODEL_BATCH
+        assert worker.read.s3_client is s3_fetch.default_client()
+        assert worker.decoders == 1
+    finally:
+        batch_lambda.default_worker.cache_clear()
+        s3_fetch.default_client.cache_clear()

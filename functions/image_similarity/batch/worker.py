@@ -112,6 +112,7 @@ class Worker:
         self.read = read
         self.model_batch = model_batch
         self.readers = readers
+        self.decoders = decoders
         self.max_side = max_side
         self._decoding = threading.BoundedSemaphore(decoders)
 
