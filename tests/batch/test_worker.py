@@ -108,3 +108,28 @@ def test_reads_run_in_parallel_but_stay_a_bounded_window_ahead_of_the_model(serv
 def test_worker_settings_are_checked(service):
     with pytest.raises(ValueError, match="at least 1"):
         Worker(service.embedder, ItemReader(), model_batch=0)
+
+
+def test_at_most_decoders_images_are_decoded_at_once(service, catalogue, monkeypatch):
+    """Decoding is where a large PNG takes hundreds of MB: reader threads wait for a decoder slot."""
+    from image_similarity.batch import worker as worker_module
+
+    real = worker_module.to_model_input
+    busy, peak = [0], [0]
+    lock = threading.Lock()
+
+    def tracked(*args, **kwargs):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.05)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(worker_module, "to_model_input", tracked)
+    keys = [k for k in catalogue if k not in UNUSABLE]
+    rows = Worker(service.embedder, memory_reader(catalogue), readers=6, decoders=2).embed([Item(k) for k in keys])
+    assert all(row.error is None for row in rows) and peak[0] == 2
