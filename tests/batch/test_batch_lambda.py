@@ -89,7 +89,9 @@ def test_a_retried_batch_overwrites_its_own_part(lambda_env):
 
 def test_inventory_manifest_items_name_their_bucket_and_version(lambda_env, catalogue):
     s3 = lambda_env
-    item = {"Bucket": BUCKET, "Key": "photos/coffee.jpg", "ETag": "abc", "VersionId": "v1", "Size": 5}
+    # As the Step Functions docs show an inventory item: strings throughout (Size too), the bucket named per item.
+    item = {"Bucket": BUCKET, "Key": "photos/coffee.jpg", "ETag": "abc", "VersionId": "v1", "Size": "5",
+            "LastModifiedDate": "2022-11-16T00:29:32.000Z"}
     answer = batch_lambda.handler(event([item], input_bucket=None), None)
     (row,) = read_part(s3, answer["part"]).to_pylist()
     assert (row["bucket"], row["etag"], row["version_id"], row["error"]) == (BUCKET, "abc", "v1", None)
