@@ -127,9 +127,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     start.add_argument("output", metavar="s3://out/prefix/", help="where the Parquet parts go")
     start.add_argument("--stack", required=True, help="the deployed stack's name")
     start.add_argument("--name", help="the execution name (default: embed-<time>-<random>)")
-    start.add_argument("--max-concurrency", type=int, help="batches running at once (default: the stack's)")
-    start.add_argument("--tolerated-failure-percentage", type=float,
-                       help="failed batches, in %%, before the run fails (default: the stack's)")
+    start.add_argument("--max-concurrency", type=int, metavar="N",
+                       help="batches (Lambda invocations) running at once (default: the stack's)")
+    start.add_argument("--tolerated-failure-percentage", type=float, metavar="PERCENT",
+                       help="failed items, in %% (a failed batch fails all its items), before the run fails "
+                            "(default: the stack's)")
     start.add_argument("--inventory-manifest", metavar="s3://.../manifest.json",
                        help="read the objects from an S3 Inventory report of the input bucket instead of listing")
     start.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
