@@ -130,8 +130,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--max-concurrency", type=int, metavar="N",
                        help="batches (Lambda invocations) running at once (default: the stack's)")
     start.add_argument("--tolerated-failure-percentage", type=float, metavar="PERCENT",
-                       help="failed items, in %% (a failed batch fails all its items), before the run fails "
-                            "(default: the stack's)")
+                       help="the Distributed Map's tolerated failure percentage (default: the stack's)")
     start.add_argument("--inventory-manifest", metavar="s3://.../manifest.json",
                        help="read the objects from an S3 Inventory report of the input bucket instead of listing")
     start.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
