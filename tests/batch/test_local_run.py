@@ -121,8 +121,7 @@ def test_local_folders_can_go_to_s3_parts(s3, catalogue, run_cli, tmp_path):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["embed", "s3://catalogue/photos/"], "needs --out FILE.parquet or --out s3://"),
-        (["embed", "s3://catalogue/photos/", "--out", "v.npy"], "needs --out FILE.parquet"),
+        (["embed", "s3://catalogue/photos/", "--out", "v.npy"], "--out FILE.parquet or --out s3://"),
         (["embed", "s3://catalogue/photos/", "--out", "v.parquet", "--remote", "http://x"], "drop --remote"),
         (["embed", "s3://Bad_Bucket/", "--out", "v.parquet"], "invalid S3 bucket name"),
     ],
@@ -132,6 +131,18 @@ def test_bad_batch_arguments_exit_2_with_a_message(s3, run_cli, argv, words, cap
     with pytest.raises(SystemExit) as exit_:
         run_cli(argv)
     assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_without_out_an_s3_prefix_goes_to_stdout_as_json_lines(s3, catalogue, run_cli, service, capsys):
+    assert run_cli(["embed", f"s3://{BUCKET}/photos/"]) == 1
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    expected = api_vectors(service, catalogue)
+    assert sorted(line["image"] for line in lines) == sorted(f"s3://{BUCKET}/{key}" for key in expected)
+    for line in lines:
+        key = line["image"][len(f"s3://{BUCKET}/") :]
+        np.testing.assert_allclose(np.array(line["result"], np.float32), expected[key], atol=1e-5)
+    assert f"s3://{BUCKET}/photos/notes.txt: unsupported image format" in captured.err
 
 
 def test_an_output_file_of_another_kind_is_refused_not_overwritten(s3, run_cli, tmp_path, capsys):

@@ -35,8 +35,10 @@ def s3_client():
 
 
 def cmd_embed_batch(args: argparse.Namespace) -> int:
-    if args.out is None or not (is_s3_url(args.out) or args.out.lower().endswith(".parquet")):
-        raise OutputFormatError("embedding an S3 prefix needs --out FILE.parquet or --out s3://bucket/prefix/")
+    to_stdout = args.out in (None, "-")
+    if not (to_stdout or is_s3_url(args.out) or args.out.lower().endswith(".parquet")):
+        raise OutputFormatError("embedding an S3 prefix writes JSON Lines on stdout, --out FILE.parquet or "
+                                "--out s3://bucket/prefix/")
     if args.remote:
         raise OutputFormatError("S3 prefixes are embedded with the local model: drop --remote, or use `batch start`")
     # Imported here: pyarrow takes a third of a second to import, and the other commands never need it.
@@ -44,7 +46,6 @@ def cmd_embed_batch(args: argparse.Namespace) -> int:
     from image_similarity.batch.worker import DEFAULT_READERS, ItemReader, Worker
 
     client = s3_client()
-    output = S3PrefixOutput(args.out, client) if is_s3_url(args.out) else ParquetFileOutput(Path(args.out))
     settings = Settings.from_env()
     worker = Worker(
         default_service().embedder,
@@ -54,6 +55,9 @@ def cmd_embed_batch(args: argparse.Namespace) -> int:
         decoders=settings.threads,
     )
     items = find_items(args.images, client)
+    if to_stdout:
+        return _json_lines(worker.iter_rows(items))
+    output = S3PrefixOutput(args.out, client) if is_s3_url(args.out) else ParquetFileOutput(Path(args.out))
     todo = pending(items, output)
     with tqdm(total=len(items), initial=len(items) - len(todo), unit="img", disable=None, file=sys.stderr) as bar:
 
@@ -69,6 +73,19 @@ def cmd_embed_batch(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if result.failed else 0
+
+
+def _json_lines(rows) -> int:
+    """As `embed DIR` without --out: one JSON object a line as each batch is done, unusable objects on stderr."""
+    failed = 0
+    for row in rows:
+        where = f"s3://{row.item.bucket}/{row.item.key}" if row.item.bucket else row.item.key
+        if row.error:
+            print(f"{where}: {row.error}", file=sys.stderr)
+            failed += 1
+        else:
+            print(json.dumps({"image": where, "result": row.embedding.tolist()}), flush=True)
+    return 1 if failed else 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
