@@ -76,6 +76,10 @@ bench-perf: $(VENV)/.dev-deps  ## speed, memory and cost beside the reference pi
 bench-quality: $(VENV)/.dev-deps  ## retrieval quality of the model, candidates and baselines; writes bench/RESULTS.md
 	$(PY) -m bench.quality
 
+.PHONY: bench-batch
+bench-batch: $(VENV)/.dev-deps  ## the batch worker's ms per image at batch sizes 1-64, 1 and 2 threads (docs/BATCH.md)
+	$(PY) -m bench.batch_worker
+
 lint: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
 

@@ -72,10 +72,16 @@ def test_version_names_the_program_and_the_model(run_cli, capsys, service):
 
 
 def test_every_option_of_every_command_has_help():
-    parser = cli.build_parser()
-    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == {"embed", "duplicates", "undo", "compare", "serve"}
-    for name, command in commands.choices.items():
+    def subcommands(parser: argparse.ArgumentParser, prefix: str = ""):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, command in action.choices.items():
+                    yield f"{prefix}{name}", command
+                    yield from subcommands(command, f"{prefix}{name} ")
+
+    commands = dict(subcommands(cli.build_parser()))
+    assert {"embed", "duplicates", "undo", "compare", "serve", "batch start"} <= set(commands)
+    for name, command in commands.items():
         for action in command._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
             if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):

@@ -14,12 +14,14 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from image_similarity.adapters.cli import compare, duplicates, embed, serve, undo
+from image_similarity.adapters.cli import batch, compare, duplicates, embed, serve, undo
 from image_similarity.album.image_files import AlbumInputError
 from image_similarity.album.vector_files import OutputFormatError
+from image_similarity.batch.control import BatchControlError
+from image_similarity.batch.locations import BatchInputError
 from image_similarity.client import ImageSimilarityError
 
-COMMANDS = (embed, duplicates, undo, compare, serve)
+COMMANDS = (embed, duplicates, undo, compare, serve, batch)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (OutputFormatError, ImageSimilarityError, AlbumInputError) as exc:
+    except (OutputFormatError, ImageSimilarityError, AlbumInputError, BatchInputError, BatchControlError) as exc:
         parser.exit(2, f"image-similarity: {exc}\n")
     except KeyboardInterrupt:
         sys.stderr.write("\n")

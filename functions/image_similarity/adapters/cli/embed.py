@@ -7,12 +7,15 @@ import json
 import sys
 from pathlib import Path
 
+from image_similarity.adapters.cli import batch
 from image_similarity.adapters.cli.common import add_bulk_options, inputs, open_embedding, summary
 from image_similarity.album.bulk_embed import default_workers, iter_embeddings
 from image_similarity.album.vector_files import FORMATS, check_output, write_vectors
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    if batch.wants_batch(args):  # S3 prefixes and S3 output: the batch worker, Parquet parts, resumable
+        return batch.cmd_embed_batch(args)
     if args.out not in (None, "-"):
         check_output(Path(args.out))  # before any work: a typo must not cost an hour of embedding
     locations = inputs(args.images)
