@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnCondition, CfnOutput, CfnResource, Fn, Stack
+from aws_cdk import CfnCondition, CfnOutput, CfnResource, CfnRule, CfnRuleAssertion, Fn, Stack
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.api import RestApi
+from infra.batch import BatchEmbedding, BatchEmbeddingProps, s3_bucket_arns
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.explorer import ApiExplorer, ApiExplorerProps
 from infra.lambda_backend import LambdaBackend, LambdaBackendProps
@@ -36,6 +37,7 @@ class ImageSimilarityStack(Stack):
         self.api = RestApi(self, "RestApi")
         self._add_image_similarity(service_directory)
         self._add_api_explorer(service_directory)
+        self._add_batch_embedding(service_directory)
         self.stage = ApiStage(
             self,
             "Stage",
@@ -153,6 +155,42 @@ class ImageSimilarityStack(Stack):
             )
             routes.append(route)
         self.api_explorer_route = routes[0]  # its resource holds the {proxy+} resource too
+
+    def _add_batch_embedding(self, service_directory: Path) -> None:
+        """The batch state machine's nested stack; it reads what the API may read and writes one named bucket."""
+        allowed_s3_buckets = self.parameters.allowed_s3_buckets.value_as_string
+        output_bucket = self.parameters.batch_output_bucket.value_as_string
+        batch = BatchEmbedding(
+            self,
+            "BatchEmbeddingStack",  # "BatchEmbedding" is the parameter's id
+            props=BatchEmbeddingProps(
+                service=ServiceProps(
+                    directory=service_directory,
+                    allowed_s3_buckets=allowed_s3_buckets,
+                    s3_object_arns=s3_object_arns(allowed_s3_buckets, self.conditions.has_allowed_s3_buckets),
+                ),
+                s3_bucket_arns=s3_bucket_arns(allowed_s3_buckets, self.conditions.has_allowed_s3_buckets.logical_id),
+                output_bucket=output_bucket,
+            ),
+        )
+        batch.nested_stack_resource.cfn_options.condition = self.conditions.batch_embedding
+        CfnRule(
+            self,
+            "BatchEmbeddingNeedsOutputBucket",
+            rule_condition=Fn.condition_equals(self.parameters.batch_embedding.value_as_string, "yes"),
+            assertions=[
+                CfnRuleAssertion(
+                    assert_=Fn.condition_not(Fn.condition_equals(output_bucket, "")),
+                    assert_description="BatchEmbedding=yes needs BatchOutputBucket: the bucket runs write to",
+                )
+            ],
+        )
+        self._output(
+            "BatchEmbeddingStateMachineArn",
+            "Batch embedding: the state machine `image-similarity batch start` runs (docs/BATCH.md)",
+            batch.state_machine_arn,
+            self.conditions.batch_embedding,
+        )
 
     def _output(self, logical_id: str, description: str, value: str, condition: CfnCondition) -> None:
         output = CfnOutput(self, f"{logical_id}Output", description=description, value=value)
