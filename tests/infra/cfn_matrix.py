@@ -32,6 +32,7 @@ _SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}]+)\}")
 SAMPLE_ALTERNATIVES = {
     "APIGatewayStageName": "v2",
     "AllowedS3Buckets": "bucket-a,bucket-b",
+    "BatchOutputBucket": "batch-output",
     "LambdaMemorySize": "4096",
 }
 # Not a user choice: CDK's bootstrap version check, read from SSM.
