@@ -14,17 +14,14 @@ import pytest
 from cfn_matrix import PSEUDO_PARAMETERS, Deployment
 from cfnlint.api import ManualArgs, lint_file
 
-from infra.batch import (
-    BATCH_HANDLER,
+from infra.batch import BATCH_HANDLER, FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT, RETRY_ATTEMPTS
+from infra.batch_run import (
     BYTES_PER_BATCH,
     DEFAULTS,
-    FUNCTION_MEMORY_MB,
-    FUNCTION_TIMEOUT,
     INVENTORY_MAP,
     ITEMS_PER_BATCH,
     MAP_LABELS,
     PREFIX_MAP,
-    RETRY_ATTEMPTS,
     RUN_MANIFEST,
     SETTINGS,
     VALID_INPUT,
