@@ -191,8 +191,14 @@ class BatchEmbedding(NestedStack):
             description="Image Similarity batch state machine: list and read the input, invoke the worker, write "
             "the map run's results and the run manifest to the output bucket",
         )
+        # Step Functions adds its log group to the account's CloudWatch Logs resource policy (5,120 characters at most)
+        # unless the group's name starts with /aws/vendedlogs/; the stack's own name keeps this one unique.
         log_group = logs.LogGroup(
-            self, "StateMachineLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{Aws.STACK_NAME}",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         state_machine = sfn.StateMachine(
             self,

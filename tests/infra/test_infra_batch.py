@@ -207,7 +207,10 @@ def test_map_run_results_are_written_under_the_output_prefix(definition):
         ]
 
 
-def test_the_flow_validates_then_chooses_the_source_then_writes_the_run_manifest(definition):
+def test_the_flow_validates_then_chooses_the_source_then_writes_the_run_manifest(batch, definition):
+    # A Distributed Map runs in a Standard state machine (its children are the Express part).
+    machine = only(batch, "AWS::StepFunctions::StateMachine")["Properties"]
+    assert machine.get("StateMachineType", "STANDARD") == "STANDARD"
     states = definition["States"]
     assert definition["StartAt"] == "ValidateInput"
     assert states["ValidateInput"]["Choices"][0]["Next"] == "Settings"
@@ -414,6 +417,11 @@ def test_logs_have_a_retention_and_hold_no_execution_data(batch):
     groups = resources(batch, "AWS::Logs::LogGroup")
     assert len(groups) == 2 and all(g["Properties"]["RetentionInDays"] == 30 for g in groups.values())
     machine = only(batch, "AWS::StepFunctions::StateMachine")["Properties"]
+    (machine_logs,) = [g for k, g in groups.items() if k.startswith("StateMachineLogs")]
+    # Under /aws/vendedlogs/ the group stays out of the account's size-limited CloudWatch Logs resource policy.
+    assert machine_logs["Properties"]["LogGroupName"] == {
+        "Fn::Join": ["", ["/aws/vendedlogs/states/", {"Ref": "AWS::StackName"}]]
+    }
     logging = machine["LoggingConfiguration"]
     # Execution data holds S3 keys; the logs keep the events only.
     assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", False)
