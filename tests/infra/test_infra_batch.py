@@ -18,6 +18,7 @@ from infra.batch import BATCH_HANDLER, FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT, RET
 from infra.batch_run import (
     BYTES_PER_BATCH,
     DEFAULTS,
+    INPUT_RULES,
     INVENTORY_MAP,
     ITEMS_PER_BATCH,
     MAP_LABELS,
@@ -262,8 +263,11 @@ def test_valid_input_is_accepted(definition, execution_input):
         {**GOOD, "inventory_manifest": "https://inventory-bucket/manifest.json"},
     ],
 )
-def test_invalid_input_is_refused_with_the_rules(execution_input):
+def test_invalid_input_is_refused_with_the_rules(definition, execution_input):
     assert evaluate(VALID_INPUT, execution_input) is False
+    refusal = definition["States"]["InvalidInput"]
+    assert (refusal["Error"], refusal["Cause"]) == ("InvalidInput", INPUT_RULES)
+    assert all(key in INPUT_RULES for key in [*DEFAULTS, *BATCH_INPUT_KEYS - {"execution_name"}, "inventory_manifest"])
 
 
 def test_settings_fill_in_the_defaults_and_lay_out_the_output_prefix(definition):
@@ -406,7 +410,7 @@ def test_child_executions_are_granted_on_this_state_machine_only(scoped):
             assert {"Fn::GetAtt": [start["Ref"], "Name"]} in parts
 
 
-def test_the_worker_arn_form_works_in_china_too(synthesized):
+def test_the_output_grant_follows_the_partition_in_china(synthesized):
     china = {**PSEUDO_PARAMETERS, "AWS::Partition": "aws-cn", "AWS::Region": "cn-northwest-1"}
     deployment = Deployment.evaluate(synthesized.root, synthesized.nested, ON, china)
     assert _grants(_statements(deployment, "Role"))["s3:PutObject"] == ["arn:aws-cn:s3:::batch-output/*"]
