@@ -192,11 +192,13 @@ class BatchEmbedding(NestedStack):
             "the map run's results and the run manifest to the output bucket",
         )
         # Step Functions adds its log group to the account's CloudWatch Logs resource policy (5,120 characters at most)
-        # unless the group's name starts with /aws/vendedlogs/; the stack's own name keeps this one unique.
+        # unless the group's name starts with /aws/vendedlogs/; the nested stack's id (its GUID) keeps it unique.
         log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{Aws.STACK_NAME}",
+            log_group_name=Fn.join(
+                "", ["/aws/vendedlogs/states/image-similarity-batch-", Fn.select(2, Fn.split("/", Aws.STACK_ID))]
+            ),
             retention=LOG_RETENTION,
             removal_policy=RemovalPolicy.DESTROY,
         )

@@ -423,9 +423,9 @@ def test_logs_have_a_retention_and_hold_no_execution_data(batch):
     machine = only(batch, "AWS::StepFunctions::StateMachine")["Properties"]
     (machine_logs,) = [g for k, g in groups.items() if k.startswith("StateMachineLogs")]
     # Under /aws/vendedlogs/ the group stays out of the account's size-limited CloudWatch Logs resource policy.
-    assert machine_logs["Properties"]["LogGroupName"] == {
-        "Fn::Join": ["", ["/aws/vendedlogs/states/", {"Ref": "AWS::StackName"}]]
-    }
+    name = machine_logs["Properties"]["LogGroupName"]["Fn::Join"][1]
+    assert name[0] == "/aws/vendedlogs/states/image-similarity-batch-"
+    assert name[1] == {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}  # the stack's GUID
     logging = machine["LoggingConfiguration"]
     # Execution data holds S3 keys; the logs keep the events only.
     assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", False)
