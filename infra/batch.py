@@ -35,8 +35,8 @@ BATCH_HANDLER = "image_similarity.adapters.batch_lambda.handler"
 # At 1,769 MB a function has one vCPU; the worker is CPU-bound on the model, and Lambda's price per GB-second is
 # flat, so this is the size with a whole vCPU at the lowest price per image (docs/BATCH.md, "Cost").
 FUNCTION_MEMORY_MB = 1769
-# A batch (ITEMS_PER_BATCH images at ~8 ms of CPU each, docs/BATCH.md) takes seconds; the timeout leaves room for slow reads. Three
-# attempts of 90 s plus back-off stay inside the 5 minutes an Express child execution may run.
+# A batch (ITEMS_PER_BATCH images at ~8 ms of CPU each, docs/BATCH.md) takes seconds; the timeout leaves room for
+# slow reads. Three attempts of 90 s plus back-off stay inside the 5 minutes an Express child execution may run.
 FUNCTION_TIMEOUT = Duration.seconds(90)
 RETRY_ATTEMPTS = 2
 
