@@ -105,6 +105,19 @@ def test_the_nested_stack_and_its_output_exist_exactly_when_switched_on(synthesi
     assert deployment.dangling_references() == []
 
 
+def test_batch_alone_needs_no_api(synthesized):
+    alone = {"ImageSimilarity": "no", "APIExplorer": "no", **ON}
+    deployment = Deployment.evaluate(synthesized.root, synthesized.nested, alone)
+    root_kinds = sorted(kind for (stack, _), (kind, _) in deployment.resources.items() if stack == "root")
+    assert root_kinds == [
+        "AWS::CDK::Metadata",
+        "AWS::CloudFormation::Stack",
+        "AWS::CloudFormation::WaitConditionHandle",
+    ]
+    assert set(deployment.root.outputs) == {"BatchEmbeddingStateMachineArn"}
+    assert deployment.dangling_references() == []
+
+
 def test_the_output_names_the_state_machine_of_the_nested_stack(root):
     value = root["Outputs"]["BatchEmbeddingStateMachineArn"]["Value"]
     (stack_id, attribute) = value["Fn::GetAtt"]
