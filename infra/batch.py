@@ -82,7 +82,8 @@ class BatchEmbedding(NestedStack):
         output_bucket = CfnParameter(
             self, self.OUTPUT_BUCKET_PARAMETER, description="The bucket batch runs write their results to"
         )
-        self.output_objects = f"arn:{Aws.PARTITION}:s3:::{output_bucket.value_as_string}/*"
+        self.output_bucket = output_bucket.value_as_string
+        self.output_objects = f"arn:{Aws.PARTITION}:s3:::{self.output_bucket}/*"
         self.function = self._worker(props.service, read)
         self.state_machine = self._state_machine(read, bucket_arns.value_as_list)
 
@@ -178,9 +179,26 @@ class BatchEmbedding(NestedStack):
             .when(sfn.Condition.jsonata("{% $states.input.inventory_bucket != '' %}"), inventory)
             .otherwise(listing)
         )
+        # Any other bucket would be refused by IAM batch after batch; refusing it here says why, before any work.
+        output_bucket_allowed = (
+            sfn.Choice.jsonata(self, "CheckOutputBucket")
+            .when(
+                sfn.Condition.jsonata(f"{{% $states.input.output_bucket = '{self.output_bucket}' %}}"),
+                settings.next(source),
+            )
+            .otherwise(
+                sfn.Fail.jsonata(
+                    self,
+                    "OutputBucketNotAllowed",
+                    error="OutputBucketNotAllowed",
+                    cause=f"output_bucket must be {self.output_bucket}: this stack's BatchOutputBucket, the only bucket "
+                    "its runs may write to.",
+                )
+            )
+        )
         definition = (
             sfn.Choice.jsonata(self, "ValidateInput")
-            .when(sfn.Condition.jsonata(VALID_INPUT), settings.next(source))
+            .when(sfn.Condition.jsonata(VALID_INPUT), output_bucket_allowed)
             .otherwise(invalid)
         )
 

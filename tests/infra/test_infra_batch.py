@@ -31,6 +31,7 @@ from infra.batch_run import (
 # The Lambda's event contract with the worker (functions/image_similarity/adapters/batch_lambda.py).
 BATCH_INPUT_KEYS = {"input_bucket", "output_bucket", "output_prefix", "execution_name"}
 EXPRESS_LIMIT_SECONDS = 5 * 60
+OUTPUT_BUCKET = "vectors"  # stands for the BatchOutputBucket parameter in the definition
 ON = {"BatchEmbedding": "yes", "BatchOutputBucket": "batch-output", "AllowedS3Buckets": "images-a,images-b"}
 
 
@@ -58,7 +59,7 @@ def only(template: dict, kind: str) -> dict:
 def definition(batch) -> dict:
     """The state machine's definition, with the Fn::Join pieces it is built from replaced by readable names."""
     parts = only(batch, "AWS::StepFunctions::StateMachine")["Properties"]["DefinitionString"]["Fn::Join"][1]
-    names = {json.dumps({"Ref": "AWS::Partition"}): "aws"}
+    names = {json.dumps({"Ref": "AWS::Partition"}): "aws", json.dumps({"Ref": "OutputBucket"}): OUTPUT_BUCKET}
     text = ""
     for part in parts:
         if isinstance(part, str):
@@ -227,7 +228,9 @@ def test_the_flow_validates_then_chooses_the_source_then_writes_the_run_manifest
     assert machine.get("StateMachineType", "STANDARD") == "STANDARD"
     states = definition["States"]
     assert definition["StartAt"] == "ValidateInput"
-    assert states["ValidateInput"]["Choices"][0]["Next"] == "Settings"
+    assert states["ValidateInput"]["Choices"][0]["Next"] == "CheckOutputBucket"
+    assert states["CheckOutputBucket"]["Choices"][0]["Next"] == "Settings"
+    assert states["CheckOutputBucket"]["Default"] == "OutputBucketNotAllowed"
     assert states["ValidateInput"]["Default"] == "InvalidInput"
     assert states["InvalidInput"]["Type"] == "Fail"
     assert states["Settings"]["Next"] == "Source"
@@ -281,6 +284,14 @@ def test_invalid_input_is_refused_with_the_rules(definition, execution_input):
     refusal = definition["States"]["InvalidInput"]
     assert (refusal["Error"], refusal["Cause"]) == ("InvalidInput", INPUT_RULES)
     assert all(key in INPUT_RULES for key in [*DEFAULTS, *BATCH_INPUT_KEYS - {"execution_name"}, "inventory_manifest"])
+
+
+@pytest.mark.parametrize(("output_bucket", "allowed"), [(OUTPUT_BUCKET, True), ("someone-elses-bucket", False)])
+def test_only_the_output_bucket_parameter_is_accepted_and_the_refusal_names_it(definition, output_bucket, allowed):
+    (check,) = definition["States"]["CheckOutputBucket"]["Choices"]
+    assert evaluate(check["Condition"], {**GOOD, "output_bucket": output_bucket}) is allowed
+    refusal = definition["States"]["OutputBucketNotAllowed"]
+    assert refusal["Type"] == "Fail" and OUTPUT_BUCKET in refusal["Cause"] and "BatchOutputBucket" in refusal["Cause"]
 
 
 def test_settings_fill_in_the_defaults_and_lay_out_the_output_prefix(definition):
