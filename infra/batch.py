@@ -325,14 +325,17 @@ class BatchEmbedding(NestedStack):
             role,
             "The input and output locations are execution inputs, so object grants cover the one output bucket "
             "(BatchOutputBucket); a map run's child executions and redrives are named by Step Functions at run time, "
-            "so they are granted under this state machine's own executions; log deliveries and X-Ray segments have "
-            "no resource-level permissions (Step Functions logging and tracing need them on *).",
+            "so they are granted under this state machine's own executions; log deliveries and X-Ray have no "
+            "resource-level permissions (Step Functions logging and tracing need them on *), and the log resource-"
+            "policy look-ups are documented with the account's log groups as a wildcard.",
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<OutputBucket>/*]",
             f"AwsSolutions-IAM5[Resource::{_nag_executions(state_machine)}:*]",
             *(f"AwsSolutions-IAM5[Resource::{_nag_executions(state_machine)}/{label}:*]" for label in MAP_LABELS),
             "AwsSolutions-IAM5[Resource::*]",
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*]",
         )
-        # Logs deliveries and X-Ray segments have no resource-level permissions.
+        # Logging and tracing, as Step Functions documents them: log deliveries and X-Ray have no resource-level
+        # permissions; the resource-policy and log-group look-ups take this account's log groups as a wildcard.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -341,15 +344,18 @@ class BatchEmbedding(NestedStack):
                     "logs:UpdateLogDelivery",
                     "logs:DeleteLogDelivery",
                     "logs:ListLogDeliveries",
-                    "logs:PutResourcePolicy",
-                    "logs:DescribeResourcePolicies",
-                    "logs:DescribeLogGroups",
                     "xray:PutTraceSegments",
                     "xray:PutTelemetryRecords",
                     "xray:GetSamplingRules",
                     "xray:GetSamplingTargets",
                 ],
                 resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"],
+                resources=[f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"],
             )
         )
 

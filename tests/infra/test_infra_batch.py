@@ -414,7 +414,14 @@ def test_the_state_machine_lists_and_reads_the_inputs_and_writes_only_the_output
     assert invoked["Fn::GetAtt"][1] == "Arn" and invoked["Fn::GetAtt"][0].startswith("Worker")
     # "*" only where the service has no resource-level permissions (log deliveries, X-Ray).
     unscoped = {action for action, resources in grants.items() if "*" in resources}
-    assert unscoped and all(action.startswith(("logs:", "xray:")) for action in unscoped)
+    assert unscoped == {
+        *(f"logs:{verb}LogDelivery" for verb in ("Create", "Get", "Update", "Delete")),
+        "logs:ListLogDeliveries",
+        *(f"xray:{action}" for action in ("PutTraceSegments", "PutTelemetryRecords", "GetSamplingRules")),
+        "xray:GetSamplingTargets",
+    }
+    for action in ("logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"):
+        assert grants[action] == ["arn:aws:logs:us-east-1:111122223333:log-group:*"]
 
 
 def test_without_allowed_buckets_runs_may_read_any_bucket_the_api_may(synthesized):

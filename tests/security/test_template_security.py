@@ -18,7 +18,12 @@ from infra_synthesis import synthesize  # the same module (and cached synthesis)
 DATA_SERVICES = {"s3", "dynamodb", "kms", "secretsmanager", "ssm", "sqs", "sns", "kinesis", "rds-data", "sagemaker",
                  "lambda", "iam", "sts", "execute-api", "ecr", "logs", "glue", "athena", "elasticfilesystem"}
 NOT_RESOURCE_SCOPED = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "xray:PutTraceSegments",
-                       "xray:PutTelemetryRecords", "logs:CreateLogGroup"}
+                       "xray:PutTelemetryRecords", "logs:CreateLogGroup",
+                       # Step Functions logging and tracing (the batch state machine): vended log deliveries and
+                       # X-Ray sampling have no resource types, so IAM only accepts "*" for them.
+                       "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                       "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "xray:GetSamplingRules",
+                       "xray:GetSamplingTargets"}
 
 
 def is_data_action(action: str) -> bool:
