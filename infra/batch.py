@@ -144,20 +144,6 @@ class BatchEmbedding(NestedStack):
             iam_resources=[self.output_objects],
             outputs="{% $states.input %}",
         )
-        finished = (
-            sfn.Choice.jsonata(self, "Finished")
-            .when(
-                sfn.Condition.jsonata("{% $exists($states.input.failure) %}"),
-                sfn.Fail.jsonata(
-                    self,
-                    "RunFailed",
-                    error="{% $states.input.failure.Error %}",
-                    cause="{% $states.input.failure.Cause %}",
-                ),
-            )
-            .otherwise(sfn.Succeed(self, "RunSucceeded"))
-        )
-        manifest.next(finished)
         listing = self._embed_map(
             PREFIX_MAP,
             sfn.S3ObjectsItemReader(
@@ -281,7 +267,8 @@ class BatchEmbedding(NestedStack):
             backoff_rate=2,
         )
         embed_map.item_processor(embed)
-        embed_map.add_catch(then, result_path="$.failure")
+        # No Catch: a map run beyond its tolerated failures fails the execution at this state, which is what lets
+        # `redrive-execution` re-run only the failed batches and then go on to the run manifest.
         return embed_map.next(then)
 
     def _grant_state_machine(

@@ -67,15 +67,14 @@ SETTINGS = """{% (
   }])
 ) %}""".replace("DEFAULTS", json.dumps(DEFAULTS))
 
-# JSONata: the run manifest (runs/<execution>/run.json): what ran, on what, with which settings, and where it went.
+# JSONata: the run manifest (runs/<execution>/run.json), written once the map run has succeeded (within its tolerated
+# failures, possibly after a redrive): what ran, on what, with which settings, and where it went.
 RUN_MANIFEST = """{% $string({
   "execution": $states.input.execution_name,
   "execution_arn": $states.context.Execution.Id,
   "state_machine_arn": $states.context.StateMachine.Id,
   "started": $states.context.Execution.StartTime,
   "finished": $now(),
-  "status": $exists($states.input.failure) ? "FAILED" : "SUCCEEDED",
-  "failure": $states.input.failure,
   "input": {
     "bucket": $states.input.input_bucket,
     "prefix": $states.input.inventory_manifest ? null : $states.input.input_prefix,
