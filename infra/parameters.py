@@ -239,8 +239,27 @@ class Parameters(Construct):
             allowed_pattern=_ARN_OR_EMPTY.format(service="sns"),
             constraint_description="an SNS topic ARN, or empty",
         )
+        self.batch_embedding = self._parameter(
+            stack,
+            "BatchEmbedding",
+            "Batch embedding",
+            "Deploy batch embedding: a Step Functions state machine that embeds every image under an S3 prefix into "
+            "Parquet files (docs/BATCH.md). Needs BatchOutputBucket.",
+            default="no",
+            allowed_values=["yes", "no"],
+        )
+        self.batch_output_bucket = self._parameter(
+            stack,
+            "BatchOutputBucket",
+            "Batch output bucket",
+            "The one bucket batch runs may write their Parquet files and run manifests to (required when "
+            "BatchEmbedding is yes). Runs read images from AllowedS3Buckets.",
+            default="",
+            allowed_pattern=r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+            constraint_description="an S3 bucket name, or empty",
+        )
         self.groups = [
-            ParameterGroup("Features", (self.image_similarity, self.api_explorer, self.image_search)),
+            ParameterGroup("Features", (self.image_similarity, self.api_explorer, self.image_search, self.batch_embedding)),
             ParameterGroup(
                 "Inference",
                 (
@@ -263,7 +282,7 @@ class Parameters(Construct):
                     self.cloudwatch_role,
                 ),
             ),
-            ParameterGroup("Data access", (self.allowed_s3_buckets,)),
+            ParameterGroup("Data access", (self.allowed_s3_buckets, self.batch_output_bucket)),
             ParameterGroup("Monitoring", (self.alarms, self.alarm_topic_arn)),
         ]
 
@@ -323,6 +342,9 @@ class Conditions(Construct):
         )
         self.api_explorer = condition(
             "APIExplorerEnabled", Fn.condition_equals(parameters.api_explorer.value_as_string, "yes")
+        )
+        self.batch_embedding = condition(
+            "BatchEmbeddingEnabled", Fn.condition_equals(parameters.batch_embedding.value_as_string, "yes")
         )
         # The REST API exists while any feature needs it.
         self.api = condition("ApiEnabled", Fn.condition_or(self.image_similarity, self.api_explorer, self.image_search))

@@ -71,7 +71,9 @@ class S3ReadAccess(Construct):
 
     PARAMETER = "S3ObjectArns"
 
-    def __init__(self, scope: Construct, construct_id: str, *, role: iam.IRole) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, role: iam.IRole, actions: tuple[str, ...] = ("s3:GetObject",)
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.object_arns = CfnParameter(
@@ -96,7 +98,7 @@ class S3ReadAccess(Construct):
                 "Statement": [
                     {
                         "Effect": "Allow",
-                        "Action": "s3:GetObject",
+                        "Action": list(actions) if len(actions) > 1 else actions[0],
                         "Resource": Fn.split(",", self.object_arns.value_as_string),
                     }
                 ],

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.alarms import Alarms
 from infra.api import Backend, RestApi
+from infra.batch import BatchEmbedding, BatchEmbeddingProps, s3_bucket_arns
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.explorer import ApiExplorer, ApiExplorerProps
 from infra.lambda_backend import LambdaBackend, LambdaBackendProps
@@ -39,6 +40,7 @@ class ImageSimilarityStack(Stack):
         self._add_image_similarity(service_directory)
         self._add_api_explorer(service_directory)
         self._add_image_search()
+        self._add_batch_embedding()
         self.stage = ApiStage(
             self,
             "Stage",
@@ -233,6 +235,39 @@ class ImageSimilarityStack(Stack):
             has_topic=conditions.has_alarm_topic,
         )
         alarms.add_function_throttles(self.lambda_backend.function.function_name, conditions.lambda_alarms)
+
+    def _add_batch_embedding(self) -> None:
+        """The batch state machine's nested stack; it reads what the API may read and writes one named bucket."""
+        output_bucket = self.parameters.batch_output_bucket.value_as_string
+        batch = BatchEmbedding(
+            self,
+            "BatchEmbeddingStack",  # "BatchEmbedding" is the parameter's id
+            props=BatchEmbeddingProps(
+                service=self.service,
+                s3_bucket_arns=s3_bucket_arns(
+                    self.service.allowed_s3_buckets, self.conditions.has_allowed_s3_buckets.logical_id
+                ),
+                output_bucket=output_bucket,
+            ),
+        )
+        batch.nested_stack_resource.cfn_options.condition = self.conditions.batch_embedding
+        CfnRule(
+            self,
+            "BatchEmbeddingNeedsOutputBucket",
+            rule_condition=Fn.condition_equals(self.parameters.batch_embedding.value_as_string, "yes"),
+            assertions=[
+                CfnRuleAssertion(
+                    assert_=Fn.condition_not(Fn.condition_equals(output_bucket, "")),
+                    assert_description="BatchEmbedding=yes needs BatchOutputBucket: the bucket runs write to",
+                )
+            ],
+        )
+        self._output(
+            "BatchEmbeddingStateMachineArn",
+            "Batch embedding: the state machine `image-similarity batch start` runs (docs/BATCH.md)",
+            batch.state_machine_arn,
+            self.conditions.batch_embedding,
+        )
 
     def _output(self, logical_id: str, description: str, value: str, condition: CfnCondition) -> None:
         output = CfnOutput(self, f"{logical_id}Output", description=description, value=value)

@@ -41,6 +41,7 @@ SAMPLE_ALTERNATIVES = {
     "CertificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/0c9d6bd4-example",
     "WebACLArn": "arn:aws:wafv2:us-east-1:111122223333:regional/webacl/images/0c9d6bd4-example",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:111122223333:image-similarity-alarms",
+    "BatchOutputBucket": "batch-output",
 }
 # Settings that only make sense together: a variant that changes one changes the others too.
 SAMPLE_GROUPS = [
@@ -52,6 +53,14 @@ SAMPLE_GROUPS = [
 EXTRA_VARIANTS = [{"Alarms": "yes"}]  # alarms without a topic
 # The parameters that decide what is deployed, beside the yes/no features: every combination of them is checked.
 STRUCTURAL_CHOICES = ("InferenceBackend", "APIGatewayAuthorization")
+# The features served on the REST API: it exists while any of them is on (batch embedding needs no API).
+API_FEATURES = ("ImageSimilarity", "APIExplorer", "ImageSearch")
+
+
+def has_api(parameters: Mapping[str, str]) -> bool:
+    return any(parameters[name] == "yes" for name in API_FEATURES)
+
+
 # Not a user choice: CDK's bootstrap version check, read from SSM.
 NOT_IN_MATRIX = {"BootstrapVersion": "30"}
 

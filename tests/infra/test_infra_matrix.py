@@ -12,6 +12,7 @@ from cfn_matrix import (
     api_path,
     choice_parameters,
     feature_parameters,
+    has_api,
     parameter_samples,
 )
 from infra_synthesis import Synthesized
@@ -94,7 +95,7 @@ def test_no_combination_refers_to_anything_missing(deployments):
 def test_exactly_one_post_method_while_the_api_exists(synthesized, deployments):
     for deployment in deployments:
         expected = [("/image-similarity", "OPTIONS"), ("/image-similarity", "POST")]
-        assert methods(deployment, "/image-similarity") == ([] if uninstalled(synthesized, deployment) else expected)
+        assert methods(deployment, "/image-similarity") == (expected if has_api(deployment.parameters) else [])
 
 
 def test_the_chosen_backend_and_only_it_is_deployed(deployments):
@@ -106,9 +107,9 @@ def test_the_chosen_backend_and_only_it_is_deployed(deployments):
             assert backends == {f"{deployment.parameters['InferenceBackend']}Backend"}
 
 
-def test_post_integration_follows_the_backend_and_authorization(synthesized, deployments):
+def test_post_integration_follows_the_backend_and_authorization(deployments):
     for deployment in deployments:
-        if uninstalled(synthesized, deployment):
+        if not has_api(deployment.parameters):
             continue
         (post,) = [
             props
@@ -144,7 +145,10 @@ def test_outputs_exist_exactly_with_their_features(synthesized, deployments):
     for deployment in deployments:
         outputs = set(deployment.root.outputs)
         assert ("ImageSimilarity" in outputs) == (deployment.parameters["ImageSimilarity"] == "yes")
-        assert ("ApiStageUrl" in outputs) == (not uninstalled(synthesized, deployment))
+        # Batch embedding needs no API: the stage exists with the API's own features.
+        api_features = [name for name in feature_parameters(synthesized.root) if name != "BatchEmbedding"]
+        api_on = any(deployment.parameters[name] == "yes" for name in api_features)
+        assert ("ApiStageUrl" in outputs) == api_on
 
 
 def test_output_urls_resolve_for_the_stage_and_partition(synthesized):

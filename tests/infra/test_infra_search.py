@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from cfn_matrix import ROOT, Deployment, Evaluator, Transition, api_path
+from cfn_matrix import ROOT, Deployment, Evaluator, Transition, api_path, has_api
 from cfnlint.api import ManualArgs, lint_file
 from image_similarity.search import s3vectors_store
 from infra_synthesis import Synthesized
@@ -160,7 +160,7 @@ def test_api_gateway_may_invoke_the_search_function_for_collections_only(search_
 def test_every_combination_has_the_search_routes_exactly_when_asked(deployments):
     for deployment in deployments:
         wanted = deployment.parameters["ImageSearch"] == "yes"
-        api = "yes" in (deployment.parameters[p] for p in ("APIExplorer", "ImageSimilarity", "ImageSearch"))
+        api = has_api(deployment.parameters)
         methods = search_methods(deployment)
         # The routes live with the API (infra.api); without ImageSearch they answer 404 "not deployed".
         assert set(methods) == (SEARCH_METHODS if api else set()), deployment.parameters

@@ -66,7 +66,8 @@ def test_no_update_creates_what_it_deletes(transitions):
 
 
 def test_the_stage_is_redeployed_on_every_change(synthesized, transitions):
-    features = feature_parameters(synthesized.root)
+    # Batch embedding needs no API: without the API's own features there is no stage to redeploy.
+    features = [name for name in feature_parameters(synthesized.root) if name != "BatchEmbedding"]
     for transition in transitions:
         deployment = _key_of(transition.after, "Custom::ApiGatewayDeployment")
         if deployment is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cfn_matrix import Deployment, combinations
+from cfn_matrix import Deployment, combinations, has_api
 from infra_synthesis import synthesize  # the same module (and cached synthesis) as tests/infra use
 
 # Actions that read or change data, or let a principal act as someone else. Anything else on "*" must be an action
@@ -14,7 +14,12 @@ from infra_synthesis import synthesize  # the same module (and cached synthesis)
 DATA_SERVICES = {"s3", "dynamodb", "kms", "secretsmanager", "ssm", "sqs", "sns", "kinesis", "rds-data", "sagemaker",
                  "lambda", "iam", "sts", "execute-api", "ecr", "logs", "glue", "athena", "elasticfilesystem"}
 NOT_RESOURCE_SCOPED = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "xray:PutTraceSegments",
-                       "xray:PutTelemetryRecords", "logs:CreateLogGroup"}
+                       "xray:PutTelemetryRecords", "logs:CreateLogGroup",
+                       # Step Functions logging and tracing (the batch state machine): vended log deliveries and
+                       # X-Ray sampling have no resource types, so IAM only accepts "*" for them.
+                       "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                       "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "xray:GetSamplingRules",
+                       "xray:GetSamplingTargets"}
 
 
 def is_data_action(action: str) -> bool:
@@ -101,7 +106,7 @@ def test_template_under_aws_iam_every_method_but_the_explorers_requires_iam(depl
             preflight = properties["HttpMethod"] == "OPTIONS" and properties["Integration"]["Type"] == "MOCK"
             assert explorer or preflight, (logical_id, authorization, deployment.parameters)
         # The POST lives with the API (a 404 mock while ImageSimilarity=no), under IAM all the same.
-        api = "yes" in (deployment.parameters[p] for p in ("ImageSimilarity", "APIExplorer", "ImageSearch"))
+        api = has_api(deployment.parameters)
         assert seen_post == api, deployment.parameters
 
 
