@@ -31,7 +31,7 @@ from PIL import Image
 CORPUS_DIR = Path(os.environ.get("IMAGE_SIMILARITY_CORPUS", Path.home() / ".cache" / "image-similarity-corpus"))
 SPLITS = ("train", "validation", "test")
 MIN_SIDE = 160  # smaller files are sprites and icons: too little picture to copy
-MAX_LOADED_SIDE = 1024  # originals are loaded at most this big: every copy is smaller still
+MAX_LOADED_SIDE = 512  # originals are loaded at most this big: the model sees 224 px, recaptures show <= 440
 DUPLICATE_BITS = 6  # pHash Hamming distance at or below which two files count as one picture
 MIN_GREY_STD = 10.0  # flat fills and plain gradients are not pictures anyone copies
 POPCOUNT = np.array([i.bit_count() for i in range(256)], np.uint8)
