@@ -9,6 +9,7 @@ Thresholds are calibrated on validation and checked on test (how many unrelated 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import candidates
+from .corpus import CORPUS_DIR
 from .corpus_set import PLAN, SET_SEED, load_set, sources_of
 from .dataset import BenchSet
 from .duplicates_bench import measure_duplicates
@@ -28,9 +30,31 @@ BENCH_DIR = Path(__file__).resolve().parents[1]
 PERCENTILES = [1, 5, 25, 50, 75, 95, 99]
 
 
-def evaluate(method: Method, bench: BenchSet) -> tuple[dict, np.ndarray, np.ndarray]:
-    """All metrics of one method, overall and per transform, its score distributions; plus the copies' vectors."""
+def embed(method: Method, bench: BenchSet, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The method's vectors of the originals and copies; cached by method, model file and set content, so a rerun
+    after a model change embeds with the new model only."""
+    if cache is None:
+        return method.embed(bench.originals), method.embed(bench.copies)
+    digest = hashlib.sha256(method.name.encode())
+    if isinstance(method, OnnxEmbedding):
+        digest.update(method.path.read_bytes())
+    for data in (bench.originals[0], bench.copies[-1]):
+        digest.update(data)
+    digest.update(str((len(bench.originals), len(bench.copies))).encode())
+    path = cache / f"{digest.hexdigest()[:24]}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            method.ms_per_image = float(saved["ms"])
+            return saved["originals"], saved["copies"]
     originals, copies = method.embed(bench.originals), method.embed(bench.copies)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, originals=originals, copies=copies, ms=method.ms_per_image)
+    return originals, copies
+
+
+def evaluate(method: Method, bench: BenchSet, cache: Path | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """All metrics of one method, overall and per transform, its score distributions; plus the copies' vectors."""
+    originals, copies = embed(method, bench, cache)
     scores = 0.5 + 0.5 * originals @ copies.T
     per_kind = {}
     for kind in sorted(set(bench.kinds.tolist())):
@@ -71,7 +95,8 @@ def methods(workdir: Path) -> list[Method]:
     ]
 
 
-def run(sets: dict[str, BenchSet], found: list[Method], sources: dict[str, list[str]]) -> dict:
+def run(sets: dict[str, BenchSet], found: list[Method], sources: dict[str, list[str]],
+        cache: Path | None = None) -> dict:
     """Every method on every split ("validation" and "test"); the first method is the one the targets judge."""
     start = time.perf_counter()
     record: dict = {"seed": SET_SEED, "splits": {}, "results": []}
@@ -82,7 +107,7 @@ def run(sets: dict[str, BenchSet], found: list[Method], sources: dict[str, list[
         entry: dict = {"method": method.name, "note": method.note}
         vectors = {}
         for name, bench in sets.items():
-            result, originals, copies = evaluate(method, bench)
+            result, originals, copies = evaluate(method, bench, cache)
             entry[name] = result
             vectors[name] = (originals, copies)
             o = result["overall"]
@@ -117,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {len(bench.originals)} originals, {len(bench.copies)} copies "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        record = run(sets, methods(Path(tmp)), {name: sources_of(name) for name in PLAN})
+        record = run(sets, methods(Path(tmp)), {name: sources_of(name) for name in PLAN}, CORPUS_DIR / "vectors")
     (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out / "RESULTS.md").write_text(render(record))
     print(f"wrote {args.out / 'RESULTS.md'} and results.json ({time.perf_counter() - start:.0f} s)")
