@@ -89,7 +89,7 @@ def test_int8_check_rejects_a_badly_calibrated_graph(rebuilt, tmp_path):
     import quantize
 
     fp32 = tmp_path / "fp32.onnx"
-    build.build_embedding(build.SPEC, fp32)
+    build.build_copydetect(fp32)
     assert build.check_int8(fp32, rebuilt[0] / "embedding.onnx") >= build.MIN_INT8_COSINE
     dark = tmp_path / "dark.onnx"  # calibrated on near-black images: every activation range far too narrow
     quantize.quantize(fp32, dark, "images", quantize.calibration_images(build.INPUT_SIZE) // 16)

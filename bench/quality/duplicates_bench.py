@@ -42,5 +42,5 @@ def pair_precision_recall(groups: list[list[int]], ids: np.ndarray) -> dict[str,
 def measure_duplicates(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float) -> dict:
     vectors, ids = album(bench, originals, copies)
     groups = [g.members for g in find_groups(vectors, threshold)]
-    return {"images": len(ids), "threshold": threshold, "groups": len(groups),
-            **pair_precision_recall(groups, ids)}
+    return {"images": len(ids), "threshold": float(threshold), "groups": len(groups),
+            **{k: float(v) for k, v in pair_precision_recall(groups, ids).items()}}
