@@ -36,11 +36,11 @@ def pair_precision_recall(groups: list[list[int]], ids: np.ndarray) -> dict[str,
     counts = np.bincount(ids)
     truth = int((counts * (counts - 1) // 2).sum())
     return {"pairs_found": int(found), "pairs_true": truth,
-            "precision": correct / found if found else 1.0, "recall": correct / truth if truth else 1.0}
+            "precision": float(correct / found) if found else 1.0, "recall": float(correct / truth) if truth else 1.0}
 
 
 def measure_duplicates(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float) -> dict:
     vectors, ids = album(bench, originals, copies)
     groups = [g.members for g in find_groups(vectors, threshold)]
     return {"images": len(ids), "threshold": float(threshold), "groups": len(groups),
-            **{k: float(v) for k, v in pair_precision_recall(groups, ids).items()}}
+            **pair_precision_recall(groups, ids)}
