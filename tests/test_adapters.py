@@ -117,6 +117,12 @@ def test_ping_reports_the_model_version(api_server, service):
     assert response.headers["X-Model-Version"] == service.model_version
 
 
+def test_ping_publishes_the_running_models_calibrated_thresholds(api_server, service):
+    thresholds = requests.get(f"{api_server}/ping", timeout=5).json()["thresholds"]
+    assert thresholds == service.embedder.info.thresholds
+    assert 0.5 < thresholds["fpr_0.01"] < thresholds["fpr_0.001"] < 1.0
+
+
 def test_local_server_unknown_path_and_wrong_method(api_server):
     assert requests.get(f"{api_server}/nope", timeout=5).status_code == 404
     wrong = requests.get(f"{api_server}/image-similarity", timeout=5)

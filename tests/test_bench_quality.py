@@ -8,11 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from bench.quality import corpus
+from bench.quality.__main__ import run
+from bench.quality.corpus_set import choose, kinds_for
 from bench.quality.dataset import generate
-from bench.quality.methods import OnnxEmbedding
+from bench.quality.duplicates_bench import pair_precision_recall
+from bench.quality.methods import OnnxEmbedding, PerceptualHash, TinyImage
 from bench.quality.metrics import mean_average_precision, summarise, threshold_at_fpr, top1
+from bench.quality.report import render
 from bench.quality.sources import SOURCES
+from bench.quality.transforms import ALL_TRANSFORMS, HARD_TRANSFORMS, crop_hard
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "functions" / "image_similarity" / "model"
 FEW = tuple(s for s in SOURCES if s.name in ("chelsea", "coffee", "astronaut", "rocket", "china"))
@@ -53,3 +60,85 @@ def test_threshold_lets_through_at_most_the_asked_share_of_unrelated_pairs():
     negatives = np.linspace(0, 1, 1000)
     threshold = threshold_at_fpr(negatives, 0.01)
     assert np.mean(negatives > threshold) <= 0.01 < np.mean(negatives >= threshold - 0.002)
+
+
+# ---- the development corpus, the harder copies, the split report (issue 13) --------------------------------------
+
+def _photo(seed: int, side: int = 320) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    field = rng.uniform(0, 255, (6, 6, 3)).astype(np.uint8)
+    return Image.fromarray(field).resize((side, side * 3 // 4), Image.Resampling.BICUBIC)
+
+
+@pytest.mark.parametrize("kind", sorted(HARD_TRANSFORMS))
+def test_each_hard_transform_is_seeded_and_changes_the_picture(kind):
+    image = _photo(1)
+    first = HARD_TRANSFORMS[kind](image, np.random.default_rng(5))
+    again = HARD_TRANSFORMS[kind](image, np.random.default_rng(5))
+    other = HARD_TRANSFORMS[kind](image, np.random.default_rng(6))
+    assert first.mode == "RGB" and min(first.size) >= 16
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+def test_deep_crops_keep_30_to_50_percent_of_the_area():
+    image = _photo(2, 400)
+    for seed in range(20):
+        out = crop_hard(image, np.random.default_rng(seed))
+        share = out.width * out.height / (image.width * image.height)
+        assert 0.25 <= share <= 0.55, share
+
+
+def _fake_package(root: Path, name: str, pictures: dict[str, Image.Image]) -> None:
+    base = root / "x" / name / "data"
+    base.mkdir(parents=True)
+    for file, picture in pictures.items():
+        picture.save(base / file)
+    (root / "x" / name / ".done").write_text("1")
+
+
+def test_corpus_drops_small_flat_and_duplicate_files_and_keeps_a_shared_picture_in_test_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "CORPUS_DIR", tmp_path)
+    shared = _photo(10)
+    _fake_package(tmp_path, "train-pkg", {"a.png": shared, "b.png": _photo(11), "tiny.png": _photo(12, 64),
+                                          "flat.png": Image.new("RGB", (300, 200), (90, 90, 90))})
+    _fake_package(tmp_path, "test-pkg", {"c.png": shared.resize((280, 210)), "d.png": _photo(13)})
+    packages = (corpus.Package("train-pkg", "1", "train", "k", "l", ("data/",)),
+                corpus.Package("test-pkg", "1", "test", "k", "l", ("data/",)))
+    kept = {(e.split, Path(e.path).name) for e in corpus.build(packages)}
+    assert kept == {("train", "b.png"), ("test", "c.png"), ("test", "d.png")}
+
+
+def test_corpus_refuses_the_wallpaper_packages_the_independent_evaluation_uses():
+    with pytest.raises(SystemExit, match="never be used"):
+        corpus.fetch(corpus.Package("gnome-backgrounds", "1", "train", "k", "l", ("x/",)))
+
+
+def test_set_plan_takes_every_source_alike_and_cycles_every_kind():
+    entries = [corpus.Entry("test", s, f"{s}/{i}.png") for s in ("a", "b") for i in range(10)] + [
+        corpus.Entry("test", "c", "c/0.png")]
+    picked = choose(entries, 9, seed=1)
+    counts = {s: sum(e.source == s for e in picked) for s in "abc"}
+    assert counts == {"a": 4, "b": 4, "c": 1}
+    kinds = [k for row in kinds_for(len(ALL_TRANSFORMS), 2, seed=1) for k in row]
+    assert sorted(set(kinds)) == sorted(ALL_TRANSFORMS) and all(kinds.count(k) == 2 for k in ALL_TRANSFORMS)
+
+
+def test_duplicate_pairs_precision_and_recall():
+    ids = np.array([0, 0, 0, 1, 1, 2])
+    # one right group of three (3 true pairs) and one group mixing 1 and 2 (1 pair, wrong); the 1-1 pair is missed
+    result = pair_precision_recall([[0, 1, 2], [4, 5]], ids)
+    assert result["pairs_true"] == 4 and result["pairs_found"] == 4
+    assert result["precision"] == 0.75 and result["recall"] == 0.75
+
+
+def test_split_report_runs_end_to_end_on_a_tiny_corpus(small_bench):
+    sets = {"validation": small_bench, "test": generate(FEW[:4], transforms=("crop", "flip"), variants=1)}
+    record = run(sets, [TinyImage("tiny image 16x16", note="shipped stand-in"), PerceptualHash("pHash", note="b")],
+                 {"validation": ["skimage"], "test": ["skimage"]})
+    text = render(record)
+    assert "## Test split: all methods" in text and "## Validation split: all methods" in text
+    assert "duplicates pair precision" in text and "threshold (1 % on val)" in text
+    transfer = record["results"][0]["test"]["transfer"]["fpr_0.01"]
+    assert 0 <= transfer["fpr"] <= 1 and transfer["threshold"] == record["results"][0]["validation"]["calibration"][
+        "threshold@1%"]

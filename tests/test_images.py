@@ -84,3 +84,13 @@ def test_jpeg_decode_at_reduced_scale_matches_full_decode(photos):
     reduced = to_model_input(encode(big, "JPEG", quality=95), SIZE).astype(float)
     full = np.asarray(Image.fromarray(big).resize((SIZE, SIZE), Image.Resampling.BILINEAR)).astype(float)
     assert np.abs(reduced - full).mean() < 4.0
+
+
+def test_model_input_is_the_centre_square_and_v3s_squeeze_keeps_the_whole_image():
+    stripes = np.zeros((200, 600, 3), np.uint8)
+    stripes[:, :200, 0] = stripes[:, 200:400, 1] = stripes[:, 400:, 2] = 255  # red | green | blue
+    data = encode(stripes, "PNG")
+    centre = to_model_input(data, SIZE).astype(int)[:, 3:-3]  # the filter reaches a pixel past the box's edges
+    assert (centre[..., 1] > 250).all() and centre[..., [0, 2]].max() < 5
+    squeezed = to_model_input(data, SIZE, centre_crop=False)
+    assert squeezed[:, 10, 0].min() > 250 and squeezed[:, SIZE // 2, 1].min() > 250 and squeezed[:, -10, 2].min() > 250

@@ -88,9 +88,44 @@ def test_int8_check_rejects_a_badly_calibrated_graph(rebuilt, tmp_path):
     import quantize
 
     fp32 = tmp_path / "fp32.onnx"
-    build.build_embedding(build.SPEC, fp32)
+    build.build_copydetect(fp32)
     assert build.check_int8(fp32, rebuilt[0] / "embedding.onnx") >= build.MIN_INT8_COSINE
     dark = tmp_path / "dark.onnx"  # calibrated on near-black images: every activation range far too narrow
     quantize.quantize(fp32, dark, "images", quantize.calibration_images(build.INPUT_SIZE) // 16)
     with pytest.raises(SystemExit, match="cosine to fp32"):
         build.check_int8(fp32, dark)
+
+
+def test_duplicates_default_is_the_manifests_calibrated_threshold_at_one_in_a_thousand():
+    from image_similarity.core.settings import DUPLICATE_THRESHOLD
+
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
+    assert DUPLICATE_THRESHOLD == manifest["thresholds"]["fpr_0.001"] > manifest["thresholds"]["fpr_0.01"]
+
+
+def test_learned_whitening_shrinks_the_differences_between_an_image_and_its_copies():
+    import train
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(300, 1, 16)) + 5.0
+    copies = images + np.concatenate([rng.normal(scale=2.0, size=(300, 2, 4)), np.zeros((300, 2, 12))], axis=2)
+    pooled = np.concatenate([images, copies], axis=1)  # the copies differ from their image in 4 directions only
+    weight, mean = train.fit_whitening(pooled, dim=8)
+
+    def spread(x):
+        x = x / np.linalg.norm(x, axis=2, keepdims=True)
+        return np.linalg.norm(x[:, 1:] - x[:, :1], axis=2).mean() / np.linalg.norm(x[1:, 0] - x[:-1, 0], axis=1).mean()
+
+    projected = (pooled / np.linalg.norm(pooled, axis=2, keepdims=True) - mean) @ weight.T
+    assert weight.shape == (8, 16) and spread(projected) < 0.5 * spread(pooled)
+
+
+def test_info_nce_prefers_views_that_agree_with_their_own_image():
+    import torch
+    import train
+
+    groups = torch.arange(8).repeat_interleave(3)
+    centres = torch.nn.functional.normalize(torch.randn(8, 32, generator=torch.Generator().manual_seed(1)), dim=1)
+    agreeing = torch.nn.functional.normalize(centres[groups] + 0.05 * torch.randn(24, 32), dim=1)
+    shuffled = agreeing[torch.randperm(24, generator=torch.Generator().manual_seed(2))]
+    assert train.info_nce(agreeing, groups) < 0.5 * train.info_nce(shuffled, groups)

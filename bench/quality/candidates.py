@@ -1,10 +1,11 @@
-"""The embeddings the benchmark compares: the shipped model, the plain ImageNet baseline, the reference product's
-preprocessing on our network, and the candidates tried for the shipped model (model/MODEL_CARD.md keeps their
-figures). Candidate graphs are exported with model/build.py, so they are built and checked exactly as shipped."""
+"""The embeddings the benchmark compares: the shipped model, v3 (the model it replaced), the plain ImageNet baseline
+with a centre crop, the reference product's preprocessing on our network, and older candidates (model/MODEL_CARD.md
+keeps their figures). Graphs are exported with model/build.py, so they are built and checked exactly as shipped."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -41,14 +42,27 @@ CANDIDATES: tuple[EmbeddingSpec, ...] = (
 )
 
 
+# v3, the int8 model shipped before the copy-detection model, exactly as committed then (squeezed whole image).
+V3_COMMIT = "b598c40d64fb1917608f55e5a672f4a43e4872dd"
+V3_PATH = "functions/image_similarity/model/embedding.onnx"
+
+
+def v3(workdir: Path) -> OnnxEmbedding:
+    path = workdir / "v3.onnx"
+    path.write_bytes(subprocess.run(["git", "show", f"{V3_COMMIT}:{V3_PATH}"], cwd=ROOT, capture_output=True,
+                                    check=True).stdout)
+    return OnnxEmbedding("v3: lite0-head512gem-224-int8-v3", note="the model this one replaced, as it shipped",
+                         path=path, size=224, centre_crop=False)
+
+
 def shipped() -> OnnxEmbedding:
     manifest = json.loads((SHIPPED_DIR / "manifest.json").read_text())
     return OnnxEmbedding(f"shipped: {manifest['version']}", note="the committed model, as the service runs it",
                          path=SHIPPED_DIR / manifest["file"], size=manifest["input"]["size"])
 
 
-def from_spec(spec: EmbeddingSpec, workdir: Path, note: str = "") -> OnnxEmbedding:
+def from_spec(spec: EmbeddingSpec, workdir: Path, note: str = "", centre_crop: bool = False) -> OnnxEmbedding:
     """Export and check `spec` afresh (a few seconds), so a changed spec can never be measured from a stale file."""
     path = workdir / f"{abs(hash(spec))}.onnx"
     build_embedding(spec, path)
-    return OnnxEmbedding(spec.version, note=note, path=path, size=spec.size)
+    return OnnxEmbedding(spec.version, note=note, path=path, size=spec.size, centre_crop=centre_crop)

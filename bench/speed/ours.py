@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 from image_similarity.core.embedder import Embedder
-from image_similarity.core.images import decode, square_pixels
+from image_similarity.core.images import centre_square, decode
 from PIL import Image
 
 
@@ -23,7 +23,7 @@ class OurStages:
         t0 = time.perf_counter()
         decoded = [decode(data, size) for data in images]
         t1 = time.perf_counter()
-        batch = np.stack([square_pixels(image, size) for image in decoded])
+        batch = np.stack([centre_square(image, size) for image in decoded])
         t2 = time.perf_counter()
         self.embedder.embed(batch)
         t3 = time.perf_counter()

@@ -44,7 +44,8 @@ class ServiceApp:
             page = self.explorer.get(path.removeprefix(EXPLORER_ROOT), application_uri(environ).rstrip("/"))
             return self._send_page(page, start_response)
         if path == "/ping" and method in ("GET", "HEAD"):
-            response = Response(200, {"status": "ok", "model_version": self.service.model_version})
+            response = Response(200, {"status": "ok", "model_version": self.service.model_version,
+                                      "thresholds": self.service.embedder.info.thresholds})
         elif path == self.predict_path:
             response = self._predict(environ) if method == "POST" else _error(405, f"use POST on {path}")
         else:

@@ -27,8 +27,8 @@ from PIL import ExifTags, Image
 from image_similarity.core.errors import unusable_image
 from image_similarity.core.images import (
     SIGNATURES,
+    centre_square,
     count_jpeg_scans,
-    square_pixels,
     to_model_input,
     to_rgb,
 )
@@ -145,7 +145,7 @@ def photo_to_model_input(data: bytes, size: int) -> np.ndarray:
     image = open_photo(data)
     if image.format in SIGNATURES.values() and max(image.size) <= MAX_IMAGE_SIDE:
         return to_model_input(data, size)  # what the API accepts is decoded exactly as the API decodes it
-    return square_pixels(_decoded(image, size), size)
+    return centre_square(_decoded(image, size), size)  # the model's input policy, as to_model_input
 
 
 def for_api(data: bytes) -> bytes:

@@ -26,6 +26,9 @@ class ModelInfo:
     input_size: int
     output_name: str
     dim: int
+    # Similarity above which two images are the same picture at 1 % / 0.1 % false positives ({"fpr_0.01": s1,
+    # "fpr_0.001": s2}), calibrated for this model file on held-out images (model/calibrate.py).
+    thresholds: dict[str, float]
 
     @classmethod
     def load(cls, model_dir: Path = MODEL_DIR) -> ModelInfo:
@@ -38,6 +41,7 @@ class ModelInfo:
             input_size=manifest["input"]["size"],
             output_name=manifest["output"]["name"],
             dim=manifest["output"]["dim"],
+            thresholds=dict(manifest["thresholds"]),
         )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 # AWS Lambda's synchronous invocation payload limit; local servers enforce the same so behaviour matches.
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -16,10 +18,18 @@ MAX_JPEG_SCANS = 50
 DECODE_SLOTS = 2
 # Bytes fetched from one URL or S3 object: a 4096 x 4096 BMP is 48 MiB; compressed photos are far smaller.
 MAX_FETCH_BYTES = 50 * 1024 * 1024
+
+
+def _calibrated_threshold(key: str) -> float:
+    """A threshold the model's manifest publishes: calibrated for that model file only (model/calibrate.py)."""
+    manifest = Path(__file__).resolve().parents[1] / "model" / "manifest.json"
+    return float(json.loads(manifest.read_text())["thresholds"][key])
+
+
 # The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` calls two images the same picture:
-# the calibrated threshold at 0.1 % false positives (model/MODEL_CARD.md, docs/QUALITY.md). An album of N photos
-# has N^2/2 pairs, so the stricter of the two calibrated thresholds; it belongs to this model version only.
-DUPLICATE_THRESHOLD = 0.79
+# the calibrated threshold at 0.1 % false positives (docs/QUALITY.md). An album of N photos has N^2/2 pairs, so the
+# stricter of the two calibrated thresholds.
+DUPLICATE_THRESHOLD = _calibrated_threshold("fpr_0.001")
 
 
 def cpu_count() -> int:

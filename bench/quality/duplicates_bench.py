@@ -1,0 +1,46 @@
+"""`duplicates` on an album built from the test split: pair precision and recall of the groups it finds.
+
+The album: every test original; for every other original (seeded), its copies are planted beside it (recaptures,
+screenshots, crops and the rest, as the test set made them). A pair is a true duplicate when both images come from
+the same original; `image_similarity.album.duplicates.find_groups` is run as `image-similarity duplicates` runs it,
+and every pair inside one of its groups counts as found.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from image_similarity.album.duplicates import find_groups
+
+from .dataset import BenchSet
+
+PLANT_SEED = 1313
+
+
+def album(bench: BenchSet, originals: np.ndarray, copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, original id of each image): all originals, plus the copies of a seeded half of them."""
+    rng = np.random.default_rng(PLANT_SEED)
+    planted = rng.permutation(len(originals))[: len(originals) // 2]
+    keep = np.isin(bench.labels, planted)
+    vectors = np.concatenate([originals, copies[keep]]).astype(np.float32)
+    ids = np.concatenate([np.arange(len(originals)), bench.labels[keep]])
+    return vectors, ids
+
+
+def pair_precision_recall(groups: list[list[int]], ids: np.ndarray) -> dict[str, float]:
+    found = correct = 0
+    for members in groups:
+        members = np.asarray(members)
+        same = ids[members][:, None] == ids[members][None, :]
+        found += len(members) * (len(members) - 1) // 2
+        correct += (same.sum() - len(members)) // 2
+    counts = np.bincount(ids)
+    truth = int((counts * (counts - 1) // 2).sum())
+    return {"pairs_found": int(found), "pairs_true": truth,
+            "precision": float(correct / found) if found else 1.0, "recall": float(correct / truth) if truth else 1.0}
+
+
+def measure_duplicates(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float) -> dict:
+    vectors, ids = album(bench, originals, copies)
+    groups = [g.members for g in find_groups(vectors, threshold)]
+    return {"images": len(ids), "threshold": float(threshold), "groups": len(groups),
+            **pair_precision_recall(groups, ids)}

@@ -1,0 +1,292 @@
+"""Train the copy-detection head on the development corpus's train split; every stage is cached.
+
+    python model/train.py [--retrain]   # views -> features -> whitening -> fine-tune -> model/copy_head.npz
+
+Stages (each skipped when its output exists under CORPUS_DIR/train/, so no step runs much over half an hour):
+1. views: per train original, its centre square and AUG_VIEWS seeded copies (bench/quality/transforms.py, all
+   kinds, the hard ones twice as often), as the model's 224 x 224 uint8 input.
+2. features: the frozen trunk (Lite0 stages 1-6, ImageNet weights) on every view, kept as float16.
+3. whitening: the ImageNet head, GeM pooled, then a 512-d learned whitening fitted in closed form on the
+   (original, copy) pairs: directions in which a copy differs from its original are shrunk, the rest kept.
+4. fine-tune: stage 7, the head, the GeM exponent and the projection trained with a multi-positive InfoNCE loss
+   (every view of an image is a positive of every other; the rest of the batch are negatives), from step 3.
+   The epoch kept is the one with the best validation mAP (validation split, cached features): no test image is
+   ever seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from build import HEAD_WEIGHTS, export, load_backbone
+from copydetect import EMBEDDING_DIM, CopyHead, FrozenTrunk
+from image_similarity.core.images import centre_square, to_model_input
+
+from bench.quality.corpus import CORPUS_DIR, load_corpus, split
+from bench.quality.corpus_set import load_set
+from bench.quality.metrics import summarise
+from bench.quality.transforms import ALL_TRANSFORMS, HARD_TRANSFORMS, jpeg
+
+TRAIN_SEED = 1301
+N_TRAIN = 1400  # of 1,758: what 2 shared cores could embed in the time given (model/MODEL_CARD.md)
+AUG_VIEWS = 2
+SIZE = 224
+CHUNK = 100
+EPOCHS = 3  # validation mAP 0.683 -> 0.688 -> 0.692 -> 0.693: still rising, slowly (model/MODEL_CARD.md)
+BATCH_IMAGES = 96
+TEMPERATURE = 0.05
+LEARNING_RATE = 2e-4
+WORK = CORPUS_DIR / "train"
+
+
+def _kinds() -> tuple[list[str], np.ndarray]:
+    names = list(ALL_TRANSFORMS)
+    weights = np.array([2.0 if n in HARD_TRANSFORMS else 1.0 for n in names])
+    return names, weights / weights.sum()
+
+
+def _views_of(job: tuple[int, str]) -> np.ndarray:
+    from bench.quality.corpus import Entry
+
+    index, path = job
+    image = Entry("", "", path).load()
+    rng = np.random.default_rng([TRAIN_SEED, index])
+    names, weights = _kinds()
+    views = [centre_square(image, SIZE)]
+    for _ in range(AUG_VIEWS):
+        copy = ALL_TRANSFORMS[names[rng.choice(len(names), p=weights)]](image, rng)
+        views.append(centre_square(jpeg(copy, int(rng.integers(70, 96))), SIZE))
+    return np.stack(views)
+
+
+def stage_views(workers: int) -> list[Path]:
+    out = WORK / "views"
+    out.mkdir(parents=True, exist_ok=True)
+    entries = split(load_corpus(), "train")
+    # A seeded order whose prefixes are stable: a smaller N_TRAIN re-uses the first chunks as they are.
+    order = np.random.default_rng(TRAIN_SEED).permutation(len(entries))[:N_TRAIN]
+    paths = [entries[i].path for i in order]
+    chunks = []
+    with ProcessPoolExecutor(workers) as pool:
+        for c in range(0, len(paths), CHUNK):
+            target = out / f"{c // CHUNK:04d}.npy"
+            chunks.append(target)
+            if target.exists():
+                continue
+            start = time.perf_counter()
+            views = np.stack(list(pool.map(_views_of, [(c + i, p) for i, p in enumerate(paths[c:c + CHUNK])])))
+            np.save(target, views)
+            print(f"views {target.name}: {len(views)} images in {time.perf_counter() - start:.0f} s", flush=True)
+    return chunks
+
+
+class TrunkRunner:
+    """The frozen trunk through ONNX Runtime: about twice torch's speed on these CPUs, and it is never trained."""
+
+    def __init__(self, threads: int):
+        import onnxruntime as ort
+
+        path = WORK / "trunk.onnx"
+        if not path.exists():
+            WORK.mkdir(parents=True, exist_ok=True)
+            export(FrozenTrunk(load_backbone(SIZE)).eval(), path, "features", SIZE)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        out = [self.session.run(None, {"images": np.ascontiguousarray(pixels[i:i + 32])})[0].astype(np.float16)
+               for i in range(0, len(pixels), 32)]
+        return np.concatenate(out)
+
+
+def stage_features(chunks: list[Path], trunk: TrunkRunner) -> np.ndarray:
+    target = WORK / f"features_{len(chunks)}.npy"
+    if not target.exists():
+        feats = []
+        for chunk in chunks:
+            part = WORK / "features" / chunk.name
+            if not part.exists():
+                part.parent.mkdir(exist_ok=True)
+                views = np.load(chunk)
+                n, v = views.shape[:2]
+                f = trunk(views.reshape(n * v, SIZE, SIZE, 3))
+                np.save(part, f.reshape(n, v, *f.shape[1:]))
+                print(f"features {chunk.name}", flush=True)
+            feats.append(np.load(part))
+        np.save(target, np.concatenate(feats))
+    return np.load(target, mmap_mode="r")
+
+
+def stage_validation_features(trunk: TrunkRunner) -> dict[str, np.ndarray]:
+    target = WORK / "validation.npz"
+    if not target.exists():
+        bench = load_set("validation")
+        originals = np.stack([to_model_input(d, SIZE) for d in bench.originals])
+        copies = np.stack([to_model_input(d, SIZE) for d in bench.copies])
+        np.savez(target, originals=trunk(originals), copies=trunk(copies),
+                 labels=bench.labels, kinds=bench.kinds)
+    return dict(np.load(target))
+
+
+@torch.no_grad()
+def _embed(head: CopyHead, feats: np.ndarray, pooled: bool = False) -> np.ndarray:
+    out = []
+    for i in range(0, len(feats), 256):
+        x = torch.from_numpy(np.asarray(feats[i:i + 256], np.float32))
+        out.append((head.pooled(x) if pooled else head(x)).numpy())
+    return np.concatenate(out)
+
+
+def validate(head: CopyHead, val: dict[str, np.ndarray]) -> dict[str, float]:
+    head.eval()
+    scores = 0.5 + 0.5 * _embed(head, val["originals"]) @ _embed(head, val["copies"]).T
+    result = summarise(scores, val["labels"])
+    for kind in ("screen_hard", "print_hard", "combo"):
+        keep = val["kinds"] == kind
+        result[f"top1_{kind}"] = summarise(scores[:, keep], val["labels"][keep])["top1"]
+    return result
+
+
+def fit_whitening(pooled: np.ndarray, dim: int, shrink: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Learned whitening (Radenovic et al., PAMI 2018) in closed form: `pooled` is (images, views, d), view 0 the
+    original. Returns (weight (dim, d), mean (d,)): directions in which a copy differs from its original are shrunk
+    (inverse square root of the within-pair covariance, itself shrunk towards its mean eigenvalue: a few thousand
+    pairs do not pin down a 1,280 x 1,280 covariance), then the `dim` directions that vary most across images."""
+    n, v, d = pooled.shape
+    pooled = pooled / np.linalg.norm(pooled, axis=2, keepdims=True)
+    mean = pooled.reshape(n * v, d).mean(axis=0)
+    diffs = (pooled[:, 1:] - pooled[:, :1]).reshape(-1, d)
+    within = diffs.T @ diffs / len(diffs)
+    within += np.eye(d) * shrink * np.trace(within) / d
+    values, vectors = np.linalg.eigh(within)
+    inv_sqrt = vectors @ np.diag(values ** -0.5) @ vectors.T
+    centred = (pooled.reshape(n * v, d) - mean) @ inv_sqrt.T
+    _, directions = np.linalg.eigh(centred.T @ centred / len(centred))
+    return directions[:, ::-1][:, :dim].T @ inv_sqrt, mean
+
+
+def stage_whitening(head: CopyHead, feats: np.ndarray) -> None:
+    n, v = feats.shape[:2]
+    pooled = np.concatenate([_embed(head, feats[c:c + CHUNK].reshape(-1, *feats.shape[2:]), pooled=True)
+                             for c in range(0, n, CHUNK)]).astype(np.float64).reshape(n, v, -1)
+    weight, mean = fit_whitening(pooled, EMBEDDING_DIM)
+    with torch.no_grad():
+        head.projection.weight.copy_(torch.from_numpy(weight).float())
+        head.projection.bias.copy_(torch.from_numpy(-weight @ mean).float())
+
+
+def info_nce(embeddings: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Multi-positive InfoNCE: each view's positives are the other views of its image."""
+    logits = embeddings @ embeddings.T / TEMPERATURE
+    eye = torch.eye(len(embeddings), dtype=torch.bool)
+    logits = logits.masked_fill(eye, -1e9)
+    positive = (groups[:, None] == groups[None, :]) & ~eye
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    return -(log_prob * positive).sum(1).div(positive.sum(1)).mean()
+
+
+def stage_finetune(head: CopyHead, feats: np.ndarray, val: dict[str, np.ndarray], epochs: int,
+                   checkpoint=None) -> dict:
+    torch.manual_seed(TRAIN_SEED)
+    rng = np.random.default_rng(TRAIN_SEED)
+    params = [p for p in head.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=1e-4)
+    best = {"epoch": 0, **validate(head, val)}
+    best_state = {k: t.clone() for k, t in head.state_dict().items()}
+    print(f"epoch 0 (whitening only): {json.dumps({k: round(x, 4) for k, x in best.items()})}", flush=True)
+    n, v = feats.shape[:2]
+    history = [dict(best)]
+    for epoch in range(1, epochs + 1):
+        head.train()
+        for module in head.modules():  # ImageNet batch-norm statistics stay as they are
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+        start, losses = time.perf_counter(), []
+        order = rng.permutation(n)
+        for b in range(0, n - BATCH_IMAGES // 2, BATCH_IMAGES):  # a short last batch has too few negatives
+            idx = np.sort(order[b:b + BATCH_IMAGES])
+            x = torch.from_numpy(np.asarray(feats[idx], np.float32)).reshape(-1, *feats.shape[2:])
+            groups = torch.arange(len(idx)).repeat_interleave(v)
+            loss = info_nce(head(x), groups)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss))
+        result = {"epoch": epoch, **validate(head, val)}
+        history.append(result)
+        print(f"epoch {epoch} loss {np.mean(losses):.3f} ({time.perf_counter() - start:.0f} s): "
+              f"{json.dumps({k: round(x, 4) for k, x in result.items()})}", flush=True)
+        if result["mAP"] > best["mAP"]:
+            best, best_state = result, {k: t.clone() for k, t in head.state_dict().items()}
+        if checkpoint is not None:  # the best so far, so a stopped run still leaves a usable head
+            checkpoint(best_state, {"best": best, "history": history})
+    head.load_state_dict(best_state)
+    return {"best": best, "history": history}
+
+
+def trained_head(workers: int = 2, epochs: int = EPOCHS) -> tuple[CopyHead, dict]:
+    """The fitted head (cached in WORK/head.pt) and the log of how it was chosen."""
+    head = CopyHead(load_backbone(SIZE))
+    target, log_path = HEAD_WEIGHTS, HERE / "train_log.json"
+    if target.exists() and log_path.exists():
+        with np.load(target) as saved:
+            head.load_state_dict({k: torch.from_numpy(saved[k]) for k in saved.files})
+        return head.eval(), json.loads(log_path.read_text())
+    torch.set_num_threads(workers)
+    timings = {}
+    start = time.perf_counter()
+    chunks = stage_views(workers)
+    timings["views_s"] = time.perf_counter() - start
+    trunk = TrunkRunner(workers)
+    start = time.perf_counter()
+    feats = stage_features(chunks, trunk)
+    val = stage_validation_features(trunk)
+    timings["features_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    stage_whitening(head, feats)
+    timings["whitening_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+
+    def save(state: dict, log: dict) -> None:
+        log.update(timings={**timings, "finetune_s": time.perf_counter() - start},
+                   train_images=int(feats.shape[0]), views_per_image=int(feats.shape[1]))
+        np.savez(target, **{k: t.detach().numpy() for k, t in state.items()})
+        log_path.write_text(json.dumps(log, indent=1))
+
+    log = stage_finetune(head, feats, val, epochs, save)
+    save(head.state_dict(), log)
+    return head.eval(), log
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--stage", choices=("views", "all"), default="all")
+    parser.add_argument("--retrain", action="store_true",
+                        help=f"fit the head again even though {HEAD_WEIGHTS.name} exists (cached stages are re-used)")
+    args = parser.parse_args(argv)
+    if args.retrain:
+        HEAD_WEIGHTS.unlink(missing_ok=True)
+    if args.stage == "views":
+        stage_views(args.workers)
+        return 0
+    _, log = trained_head(args.workers, args.epochs)
+    print(json.dumps(log["best"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
