@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import waitress.server
 from helpers import FileServer, encode
 from image_similarity.core.service import ImageSimilarityService, build_service
 from image_similarity.core.settings import FetchSettings, Settings
+from playwright.sync_api import Browser, sync_playwright
 from skimage import data
 
 
@@ -77,3 +79,19 @@ def api_server(service) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
     server.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless, and nothing that reaches past what the tests serve (no updates, sync or first-run calls).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium (installed by `make test`; Playwright never downloads a browser)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -12,11 +12,8 @@ from image_similarity.album.duplicate_finder import DuplicateResult, Group, Imag
 from image_similarity.album.duplicate_report import GROUPS_PER_PAGE, write_report
 from image_similarity.album.photo_decode import PhotoFacts
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 GROUPS = 1000
 LONG_NAME = "a-very-long-file-name-from-a-phone-export-IMG_20240501_101010_HDR_portrait_edited_final.jpg"
@@ -46,15 +43,6 @@ def report(tmp_path_factory) -> Path:
     page = root / "duplicates.html"
     write_report(page, result, lambda location: Path(location).read_bytes())
     return page
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
