@@ -25,9 +25,10 @@ from bench.quality.methods import OnnxEmbedding
 
 from .timing import interleave
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "model"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model"))
 from build import SPEC, build_embedding, sample_images
+
+ROOT = Path(__file__).resolve().parents[2]
 
 OUT = ROOT / "bench" / "out"
 MAX_MAP_LOSS = 0.005
