@@ -33,6 +33,7 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'
 
 test: $(VENV)/.dev-deps $(CHROMIUM)
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 	$(MAKE) test-service-py313
 

@@ -50,7 +50,8 @@ def png_header_bomb() -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
     header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    idat = zlib.compress(b"\0" * 100)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 class ImageHost:
@@ -84,7 +85,10 @@ class ImageHost:
 
 def request_mix(host: ImageHost, cat: bytes, coffee: bytes) -> list[tuple[str, int, bytes, set[int]]]:
     """(kind, weight, body, accepted statuses). Weights follow a public API's plausible traffic: mostly valid."""
-    enc = lambda raw: b64encode(raw).decode()
+
+    def enc(raw: bytes) -> str:
+        return b64encode(raw).decode()
+
     return [
         ("embed base64", 30, json.dumps({"img": enc(cat)}).encode(), {200}),
         ("embed url", 15, json.dumps({"url": f"{host.base}/cat.jpg?X-Amz-Signature=abc"}).encode(), {200}),
@@ -179,7 +183,7 @@ def run(duration: float, clients: int, server_threads: int, max_requests: int) -
         raise SystemExit("the server did not start")
     mix = request_mix(host, cat, coffee)
     # Warm-up: the first requests allocate the model's buffers; the soak's RSS starts after them.
-    for kind, _, body, _ in mix:
+    for _kind, _, body, _ in mix:
         requests.post(base + API_PATH, data=body, timeout=60)
     rss = [(0.0, rss_mb(server.pid))]
     tally, stop, budget = Tally(), threading.Event(), [max_requests]

@@ -175,8 +175,8 @@ class BatchEmbedding(NestedStack):
                     self,
                     "OutputBucketNotAllowed",
                     error="OutputBucketNotAllowed",
-                    cause=f"output_bucket must be {self.output_bucket}: this stack's BatchOutputBucket, the only bucket "
-                    "its runs may write to.",
+                    cause=f"output_bucket must be {self.output_bucket}: this stack's BatchOutputBucket, the only "
+                    "bucket its runs may write to.",
                 )
             )
         )

@@ -113,8 +113,8 @@ class ApiExplorer(NestedStack):
         ignore_cfn_lint(self.function.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")
         acknowledge(
             self.function,
-            "Python 3.13, supported by Lambda until 2029, is the service image's Python too; the newest runtime reaches "
-            "the China Regions later than the others, and the stack must deploy there.",
+            "Python 3.13, supported by Lambda until 2029, is the service image's Python too; the newest runtime "
+            "reaches the China Regions later than the others, and the stack must deploy there.",
             "AwsSolutions-L1",
         )
         self.function.add_permission(

@@ -96,10 +96,10 @@ class Parameters(Construct):
             stack,
             "APIGatewayAuthorization",
             "API Gateway authorization",
-            "NONE: anyone with the URL may call the API (needed for 'Try it out' in the API Explorer). AWS_IAM: callers "
-            "sign requests with SigV4 and need execute-api:Invoke. In the China Regions (Beijing, Ningxia), calls that "
-            "are not signed get 403 unless the account has an ICP licence: use AWS_IAM there, or a custom domain with "
-            "an ICP filing.",
+            "NONE: anyone with the URL may call the API (needed for 'Try it out' in the API Explorer). AWS_IAM: "
+            "callers sign requests with SigV4 and need execute-api:Invoke. In the China Regions (Beijing, Ningxia), "
+            "calls that are not signed get 403 unless the account has an ICP licence: use AWS_IAM there, or a custom "
+            "domain with an ICP filing.",
             # The product's documented default (SPEC, product page); docs/SECURITY.md says how to lock it down.
             default="NONE",
             allowed_values=["NONE", "AWS_IAM"],
@@ -117,8 +117,9 @@ class Parameters(Construct):
             stack,
             "LambdaMemorySize",
             "Lambda memory (MB)",
-            "Memory of the inference function when InferenceBackend is Lambda; Lambda's CPU share grows with it. At most "
-            f"{MAX_LAMBDA_MEMORY_MB} MB: new accounts are refused more until AWS raises their Lambda memory quota.",
+            "Memory of the inference function when InferenceBackend is Lambda; Lambda's CPU share grows with it. "
+            f"At most {MAX_LAMBDA_MEMORY_MB} MB: new accounts are refused more until AWS raises their Lambda memory "
+            "quota.",
             type="Number",
             default="1769",
             min_value=1024,
@@ -259,7 +260,9 @@ class Parameters(Construct):
             constraint_description="an S3 bucket name, or empty",
         )
         self.groups = [
-            ParameterGroup("Features", (self.image_similarity, self.api_explorer, self.image_search, self.batch_embedding)),
+            ParameterGroup(
+                "Features", (self.image_similarity, self.api_explorer, self.image_search, self.batch_embedding)
+            ),
             ParameterGroup(
                 "Inference",
                 (

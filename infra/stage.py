@@ -173,7 +173,8 @@ class ApiStage(Construct):
         return domain.attr_regional_domain_name
 
     def url_for_path(self, path: str = "/") -> str:
-        """Invoke URL of `path` on this stage; the domain suffix comes from AWS::URLSuffix (amazonaws.com.cn in China)."""
+        """Invoke URL of `path` on this stage; the domain suffix comes from AWS::URLSuffix (amazonaws.com.cn in
+        China)."""
         return Fn.join(
             "",
             [
@@ -242,7 +243,9 @@ class ApiStage(Construct):
         )
         # What each integration resolves to at deploy time: a replaced function or endpoint changes it without
         # changing the template, and the stage must then be redeployed to call the new one.
-        custom_resource.add_property_override("IntegrationTargets", Lazy.any(_Producer(lambda: api.integration_targets)))
+        custom_resource.add_property_override(
+            "IntegrationTargets", Lazy.any(_Producer(lambda: api.integration_targets))
+        )
         acknowledge(
             deployment,
             "deleteDeployment acts on the deployment ids this resource created, unknown until run time; the "

@@ -176,7 +176,8 @@ def sample_images(size: int = INPUT_SIZE) -> np.ndarray:
     from skimage import data
 
     photos = [data.chelsea(), data.astronaut(), data.coffee(), data.rocket()]
-    return np.stack([np.asarray(Image.fromarray(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in photos])
+    squares = [Image.fromarray(p).convert("RGB").resize((size, size), Image.BILINEAR) for p in photos]
+    return np.stack([np.asarray(square) for square in squares])
 
 
 def check_classifier(backbone: EfficientNetLite, workdir: Path) -> int:
@@ -264,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
     parser.add_argument("--calibrate", action="store_true",
-                        help="measure the thresholds on the validation split (needs the corpus: bench/quality/corpus.py)")
+                        help="measure the thresholds on the validation split "
+                             "(needs the corpus: bench/quality/corpus.py)")
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -67,7 +67,7 @@ def _procedural_scene(rng: np.random.Generator, side: int = 384) -> np.ndarray:
     image[horizon:] *= rng.uniform(0.4, 0.9, 3).astype(np.float32)
     yy, xx = np.mgrid[:side, :side]
     for _ in range(int(rng.integers(2, 6))):
-        cy, cx, r = rng.integers(0, side, 2).tolist() + [int(rng.integers(side // 16, side // 4))]
+        cy, cx, r = [*rng.integers(0, side, 2).tolist(), int(rng.integers(side // 16, side // 4))]
         image[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
     image += rng.normal(0, 4, image.shape).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)

@@ -69,10 +69,9 @@ def test_transparent_pixels_are_composited_on_white():
 @pytest.mark.parametrize("mode", ["L", "P", "CMYK", "LA", "1", "I;16"])
 def test_colour_modes_become_rgb(photos, mode):
     image = Image.fromarray(photos["astronaut"])
-    if mode == "I;16":
-        image = Image.fromarray(np.asarray(image.convert("L"), np.uint16) * 257)
-    else:
-        image = image.convert(mode)
+    image = (
+        Image.fromarray(np.asarray(image.convert("L"), np.uint16) * 257) if mode == "I;16" else image.convert(mode)
+    )
     fmt = "JPEG" if mode == "CMYK" else "PNG"
     pixels = to_model_input(encode(image, fmt), SIZE)
     assert pixels.shape == (SIZE, SIZE, 3)

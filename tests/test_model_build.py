@@ -45,7 +45,7 @@ def test_graph_accepts_only_the_size_it_was_checked_at():
     size = manifest["input"]["size"]
     ok = session.run(None, {"images": np.zeros((2, size, size, 3), np.uint8)})[0]
     assert ok.shape == (2, manifest["output"]["dim"])
-    with pytest.raises(Exception, match="(?i)dimension|shape"):
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
         session.run(None, {"images": np.zeros((1, size + 32, size + 32, 3), np.uint8)})
 
 

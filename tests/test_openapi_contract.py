@@ -102,8 +102,8 @@ def test_base64_examples_are_answered_as_documented(api_server, name):
 def test_url_examples_are_answered_as_documented_when_their_host_serves_the_example_images(
         api_server, file_server, name):
     """The examples' host can't be reached from here: a loopback server stands in for it, at the same paths."""
-    images = {f"/photos/{n}": decode_base64(v) for n, v in zip(("cat.jpg", "cat-mirrored.jpg"),
-                                                                   REQUEST_EXAMPLES["two_images_base64"]["value"].values())}
+    examples = REQUEST_EXAMPLES["two_images_base64"]["value"].values()
+    images = {f"/photos/{n}": decode_base64(v) for n, v in zip(("cat.jpg", "cat-mirrored.jpg"), examples, strict=True)}
     for path, raw in images.items():
         file_server.routes[path] = (200, {"Content-Type": "image/jpeg"}, raw)
     body = {}

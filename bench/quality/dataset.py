@@ -39,7 +39,7 @@ def generate(sources: tuple[Source, ...] = SOURCES, transforms: tuple[str, ...] 
         image = load_rgb(source)
         originals.append(encode(image, "PNG"))
         names.append(source.name)
-        for t, kind in enumerate(transforms):
+        for kind in transforms:
             for v in range(variants):
                 # Seeded by position in the full lists, so a subset (the test's) reproduces the full set's copies.
                 rng = np.random.default_rng([seed, SOURCES.index(source), tuple(TRANSFORMS).index(kind), v])

@@ -59,7 +59,7 @@ def _split_tables(record: dict, split: str) -> list[str]:
                   *_table(["method", *kinds],
                           [[r["method"], *(f"{r[split]['per_transform'][k][metric]:.3f}" for k in kinds)]
                            for r in results])]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def render(record: dict) -> str:

@@ -376,7 +376,8 @@ def print_hard(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     wood = np.array([rng.uniform(60, 200), rng.uniform(50, 150), rng.uniform(30, 120)], np.float32)
     table = _to_image(np.tile(wood, (table_size[1], table_size[0], 1)) *
                       (1 + 0.15 * _smooth_field(rng, table_size, 24)[..., None]))
-    table.paste(paper_image, (int(rng.integers(0, table_size[0] - pw + 1)), int(rng.integers(0, table_size[1] - ph + 1))))
+    corner = (int(rng.integers(0, table_size[0] - pw + 1)), int(rng.integers(0, table_size[1] - ph + 1)))
+    table.paste(paper_image, corner)
     shot = _tilted_view(table, rng, 35, int(rng.uniform(400, 680)), tuple(int(c) for c in wood))
     h, w = shot.height, shot.width
     angle = rng.uniform(0, 2 * np.pi)
@@ -429,7 +430,8 @@ def screenshot_chrome(image: Image.Image, rng: np.random.Generator) -> Image.Ima
     shot.paste(shown, (max(x, area[0]), max(y, area[1])))
     if status:
         draw.rectangle((0, height - status, width, height), fill=tuple(int(c) for c in base - 15))
-        draw.text((10, height - status + 2), f"{image.width} x {image.height}  100%", font=_font(status * 0.6), fill=ink)
+        caption = f"{image.width} x {image.height}  100%"
+        draw.text((10, height - status + 2), caption, font=_font(status * 0.6), fill=ink)
     if rng.random() < 0.5:
         shot = shot.resize((int(width * rng.uniform(0.5, 0.9)), int(height * rng.uniform(0.5, 0.9))),
                            Image.Resampling.BILINEAR)

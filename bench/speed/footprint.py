@@ -30,7 +30,9 @@ def closure(requirements: list[str]) -> set[str]:
 
 def dist_bytes(name: str) -> int:
     dist = metadata.distribution(name)
-    return sum(Path(dist.locate_file(f)).stat().st_size for f in dist.files or [] if Path(dist.locate_file(f)).is_file())
+    return sum(
+        Path(dist.locate_file(f)).stat().st_size for f in dist.files or [] if Path(dist.locate_file(f)).is_file()
+    )
 
 
 def measure() -> dict[str, object]:

@@ -25,9 +25,10 @@ from bench.quality.methods import OnnxEmbedding
 
 from .timing import interleave
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "model"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model"))
 from build import SHIPPED_VERSION, build_copydetect, sample_images
+
+ROOT = Path(__file__).resolve().parents[2]
 
 OUT = ROOT / "bench" / "out"
 MAX_MAP_LOSS = 0.005
@@ -54,8 +55,11 @@ def main() -> int:
         warnings.simplefilter("ignore")
         fp32 = Path(tmp) / "fp32.onnx"
         build_copydetect(fp32)
-        paths = {f"fp32 (`{SHIPPED_VERSION}` before quantization)": fp32, f"int8, shipped (`{info.version}`)": info.path,
-                 "fp16 (fp32 in/out)": build_fp16(fp32, Path(tmp))}
+        paths = {
+            f"fp32 (`{SHIPPED_VERSION}` before quantization)": fp32,
+            f"int8, shipped (`{info.version}`)": info.path,
+            "fp16 (fp32 in/out)": build_fp16(fp32, Path(tmp)),
+        }
         sessions = {name: session(path) for name, path in paths.items()}
         probe = sample_images(info.input_size)
         reference = sessions[next(iter(paths))].run(None, {info.input_name: probe})[0]

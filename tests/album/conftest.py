@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pillow_heif
 import pytest
+from helpers import png_header_only
 from image_similarity.adapters import cli
 from PIL import Image
 from skimage import data
 
 TAKEN = {"IMG_0001.jpg": "2024:05:01 10:00:00", "IMG_0001-small.jpg": "2024:06:01 09:30:00",
          "astronaut.jpg": "2023:01:01 12:00:00"}
-
-from helpers import png_header_only
 
 
 def photo(name: str) -> Image.Image:

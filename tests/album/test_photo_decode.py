@@ -120,5 +120,5 @@ def test_non_api_files_are_re_encoded_for_the_remote_api(album):
 
 
 def test_damaged_pixel_data_of_a_large_file_is_a_clear_reason():
-    with pytest.raises(RequestError, match="^the PNG image could not be decoded: "):
+    with pytest.raises(RequestError, match=r"^the PNG image could not be decoded: "):
         photo_to_model_input(png_header_only(5000, 4000), 224)  # a valid header, then no pixel data at all

@@ -70,7 +70,8 @@ def test_a_batch_becomes_one_parquet_part(lambda_env, catalogue, service, logged
     expected = service.embed_images([catalogue["photos/chelsea.jpg"]])[0]
     np.testing.assert_allclose(np.array(chelsea["embedding"], np.float32), expected, atol=1e-5)
     assert chelsea["etag"] == next(i["Etag"] for i in items if i["Key"] == "photos/chelsea.jpg")
-    assert rows["photos/notes.txt"]["embedding"] is None and "unsupported image format" in rows["photos/notes.txt"]["error"]
+    notes = rows["photos/notes.txt"]
+    assert notes["embedding"] is None and "unsupported image format" in notes["error"]
     (line,) = [json.loads(text) for text in logged.getvalue().splitlines()]
     assert line["embedded"] == answer["embedded"] and line["items"] == len(items)
     assert "photos/" not in logged.getvalue() and "runs/2026" not in logged.getvalue()

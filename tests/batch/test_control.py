@@ -73,8 +73,8 @@ def test_start_finds_the_state_machine_and_sends_the_run_input(clients):
         {"executionArn": EXECUTION, "startDate": NOW},
         {"stateMachineArn": MACHINE, "name": "embed-1", "input": json.dumps(expected_input)},
     )
-    arn = jobs.start("images", "s3://images-in/photos/2024/", "s3://vectors-out/vectors/", name="embed-1", max_concurrency=20,
-                     tolerated_failure_percentage=2.5)
+    arn = jobs.start("images", "s3://images-in/photos/2024/", "s3://vectors-out/vectors/", name="embed-1",
+                     max_concurrency=20, tolerated_failure_percentage=2.5)
     assert arn == EXECUTION
 
 
@@ -145,7 +145,8 @@ def test_aws_errors_become_messages(clients):
     [
         (lambda: execution_input("images-in/photos", "s3://vectors-out/"), "not an S3 location"),
         (lambda: execution_input("s3://images-in/", "s3://vectors-out/", max_concurrency=0), "at least 1"),
-        (lambda: execution_input("s3://images-in/", "s3://vectors-out/", tolerated_failure_percentage=101), "between 0 and 100"),
+        (lambda: execution_input("s3://images-in/", "s3://vectors-out/", tolerated_failure_percentage=101),
+         "between 0 and 100"),
         (lambda: execution_input("s3://images-in/", "s3://vectors-out/", inventory_manifest="s3://inv/x.csv"),
          "manifest.json"),
         (lambda: BatchJobs(object(), object()).stop("embed-1"), "not a Step Functions execution ARN"),
@@ -183,7 +184,9 @@ def test_cli_status_and_stop(clients, monkeypatch, capsys):
     map_run(sfn_stub, total=100, succeeded=80, failed=20)
     assert cli.main(["batch", "status", EXECUTION]) == 1
     status = json.loads(capsys.readouterr().out)
-    assert (status["status"], status["failed"], status["error"]) == ("FAILED", 20, "States.ExceedToleratedFailureThreshold")
+    assert (status["status"], status["failed"], status["error"]) == (
+        "FAILED", 20, "States.ExceedToleratedFailureThreshold"
+    )
     sfn_stub.add_response("stop_execution", {"stopDate": NOW}, {"executionArn": EXECUTION, "cause": ANY})
     assert cli.main(["batch", "stop", EXECUTION]) == 0
 

@@ -55,7 +55,9 @@ def test_a_missing_object_is_an_error_row_not_a_failed_batch(service, catalogue)
 
 
 def test_folder_markers_are_not_rows(service, catalogue):
-    rows = Worker(service.embedder, memory_reader(catalogue)).embed([Item("photos/", "b"), Item("photos/coffee.jpg", "b")])
+    rows = Worker(service.embedder, memory_reader(catalogue)).embed(
+        [Item("photos/", "b"), Item("photos/coffee.jpg", "b")]
+    )
     assert [row.item.key for row in rows] == ["photos/coffee.jpg"]
 
 

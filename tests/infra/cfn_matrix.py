@@ -485,7 +485,11 @@ class Transition:
         found = set()
         for key in set(self.before.resources) & set(self.after.resources):
             kind, props = self.after.resources[key]
-            if kind.startswith("Custom::") and self.updated(key) and '"responsePath"' in _render(props.get("Update", "")):
+            if (
+                kind.startswith("Custom::")
+                and self.updated(key)
+                and '"responsePath"' in _render(props.get("Update", ""))
+            ):
                 found.add(key)
         return found
 

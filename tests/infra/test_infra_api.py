@@ -193,7 +193,9 @@ def test_logging_role_is_optional_and_goes_with_the_stack(root):
     _, account = only(root, "AWS::ApiGateway::Account")
     assert account["DeletionPolicy"] == "Retain"  # CloudFormation cannot unset it; it points at no role afterwards
     role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
-    assert "DeletionPolicy" not in root["Resources"][role_id] or root["Resources"][role_id]["DeletionPolicy"] == "Delete"
+    assert (
+        "DeletionPolicy" not in root["Resources"][role_id] or root["Resources"][role_id]["DeletionPolicy"] == "Delete"
+    )
     assert account["Condition"] == root["Resources"][role_id]["Condition"] == "CloudWatchRoleCreated"
     assert root["Conditions"]["CloudWatchRoleCreated"] == {
         "Fn::And": [{"Condition": "ApiEnabled"}, {"Fn::Equals": [{"Ref": "APIGatewayCloudWatchRole"}, "create"]}]

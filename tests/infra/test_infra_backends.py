@@ -121,7 +121,9 @@ def s3_policy_id(template: dict, policy: dict) -> str:
 
 def test_sagemaker_role_reads_s3_objects_only_when_buckets_are_named(sagemaker_template):
     (model,) = resources_of(sagemaker_template, "AWS::SageMaker::Model")
-    _assert_s3_access_only_when_buckets_are_named(sagemaker_template, role_id_of(model["Properties"]["ExecutionRoleArn"]))
+    _assert_s3_access_only_when_buckets_are_named(
+        sagemaker_template, role_id_of(model["Properties"]["ExecutionRoleArn"])
+    )
 
 
 def test_function_reserved_concurrency_follows_the_parameter_and_0_means_none(root, lambda_template):
@@ -129,7 +131,9 @@ def test_function_reserved_concurrency_follows_the_parameter_and_0_means_none(ro
     (function,) = resources_of(lambda_template, "AWS::Lambda::Function")
     condition, value, otherwise = function["Properties"]["ReservedConcurrentExecutions"]["Fn::If"]
     assert value == {"Ref": "ReservedConcurrency"} and otherwise == {"Ref": "AWS::NoValue"}
-    assert lambda_template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]}]}
+    assert lambda_template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]}]
+    }
     assert nested_parameter_source(root, "LambdaBackend", {"Ref": "ReservedConcurrency"}) == {
         "Ref": "LambdaReservedConcurrency"
     }

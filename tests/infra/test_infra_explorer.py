@@ -76,7 +76,8 @@ def test_explorer_alone_keeps_the_api_and_stage_and_a_404_for_the_other_features
     alone = [
         d
         for d in deployments
-        if d.parameters["APIExplorer"] == "yes" and d.parameters["ImageSimilarity"] == d.parameters["ImageSearch"] == "no"
+        if d.parameters["APIExplorer"] == "yes"
+        and d.parameters["ImageSimilarity"] == d.parameters["ImageSearch"] == "no"
     ]
     assert alone
     for deployment in alone:

@@ -23,7 +23,9 @@ def _root_resources(deployment: Deployment, kind: str) -> list[dict]:
 def test_web_acl_is_associated_with_the_stage_only_when_given(synthesized, defaults):
     arn = "arn:aws:wafv2:us-east-1:111122223333:regional/webacl/images/0c9d6bd4"
     assert _root_resources(_evaluate(synthesized, defaults), "AWS::WAFv2::WebACLAssociation") == []
-    (association,) = _root_resources(_evaluate(synthesized, {**defaults, "WebACLArn": arn}), "AWS::WAFv2::WebACLAssociation")
+    (association,) = _root_resources(
+        _evaluate(synthesized, {**defaults, "WebACLArn": arn}), "AWS::WAFv2::WebACLAssociation"
+    )
     assert association["WebACLArn"] == arn
     parts = association["ResourceArn"]["Fn::Join"][1]
     text = "".join(p if isinstance(p, str) else "<>" for p in parts)
@@ -44,7 +46,9 @@ def test_custom_domain_maps_the_stage_and_outputs_its_dns_target(synthesized, de
     }
     deployment = _evaluate(synthesized, parameters)
     (domain,) = _root_resources(deployment, "AWS::ApiGateway::DomainName")
-    assert domain["DomainName"] == "api.example.com" and domain["RegionalCertificateArn"] == parameters["CertificateArn"]
+    assert (
+        domain["DomainName"] == "api.example.com" and domain["RegionalCertificateArn"] == parameters["CertificateArn"]
+    )
     assert domain["EndpointConfiguration"] == {"Types": ["REGIONAL"]} and domain["SecurityPolicy"] == "TLS_1_2"
     (mapping,) = _root_resources(deployment, "AWS::ApiGateway::BasePathMapping")
     assert synthesized.root["Resources"][mapping["Stage"]["Ref"]]["Type"] == "AWS::ApiGateway::Stage"
@@ -57,7 +61,9 @@ def test_custom_domain_maps_the_stage_and_outputs_its_dns_target(synthesized, de
 def test_alarms_watch_5xx_latency_and_throttles_and_notify_the_topic_when_given(synthesized, defaults):
     assert _root_resources(_evaluate(synthesized, defaults), "AWS::CloudWatch::Alarm") == []
     topic = "arn:aws:sns:us-east-1:111122223333:alarms"
-    alarms = _root_resources(_evaluate(synthesized, {**defaults, "Alarms": "yes", "AlarmTopicArn": topic}), "AWS::CloudWatch::Alarm")
+    alarms = _root_resources(
+        _evaluate(synthesized, {**defaults, "Alarms": "yes", "AlarmTopicArn": topic}), "AWS::CloudWatch::Alarm"
+    )
     by_metric = {a["MetricName"]: a for a in alarms}
     assert set(by_metric) == {"5XXError", "Latency", "Throttles"}
     assert by_metric["Latency"]["ExtendedStatistic"] == "p99"

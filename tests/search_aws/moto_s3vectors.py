@@ -36,7 +36,10 @@ class _Answer:
 
 
 def _error(status: int, code: str, message: str):
-    return _Answer(status), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return _Answer(status), {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
 
 
 def query_from_moto_backend(params, **_kwargs):

@@ -37,7 +37,9 @@ def png(width: int, height: int, colour_type: int = 0, rows: int | None = None, 
     row = b"\x00" * (1 + width * channels)
     idat = b"".join(packer.compress(row) for _ in range(height if rows is None else rows)) + packer.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + extra + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + extra + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
 
 
 def bmp_header_only(width: int, height: int) -> bytes:

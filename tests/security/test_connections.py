@@ -139,6 +139,8 @@ def test_content_length_with_transfer_encoding_is_refused_and_nothing_after_it_i
 
 def test_a_malformed_header_line_is_not_echoed(address):
     with socket.create_connection(address, timeout=5) as sock:
-        sock.sendall(f"POST {API_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header X-Amz-Signature=5ec12e7\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {API_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header X-Amz-Signature=5ec12e7\r\n\r\n".encode()
+        )
         answer = read_answer(sock)
     assert b" 400 " in answer.split(b"\r\n")[0] and b"5ec12e7" not in answer

@@ -94,7 +94,8 @@ def test_a_corrupt_image_message_has_no_heap_address(call):
 
 
 @pytest.mark.parametrize("bucket", ["my..bucket", "192.168.1.10", "xn--bucket", "sthree-bucket", "bucket-s3alias",
-                                    "bucket--ol-s3", "amzn-s3-demo-bucket", "bucket.mrap", "bucket--x-s3", "bucket--table-s3"])
+                                    "bucket--ol-s3", "amzn-s3-demo-bucket", "bucket.mrap", "bucket--x-s3",
+                                    "bucket--table-s3"])
 def test_bucket_names_s3_forbids_are_refused(bucket):
     with pytest.raises(RequestError) as err:
         parse_s3_url(f"s3://{bucket}/key.jpg")

@@ -46,7 +46,11 @@ def exchange(address: tuple[str, int], head: bytes, body: bytes = b"") -> tuple[
             if b"\r\n\r\n" in data:
                 headers, _, rest = data.partition(b"\r\n\r\n")
                 length = next(
-                    (int(line.split(b":")[1]) for line in headers.split(b"\r\n") if line.lower().startswith(b"content-length")),
+                    (
+                        int(line.split(b":")[1])
+                        for line in headers.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
                     None,
                 )
                 if length is not None and len(rest) >= length:

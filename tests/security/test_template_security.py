@@ -74,7 +74,7 @@ def test_template_checker_recognises_a_wildcard_data_grant():
 
 def test_template_api_gateway_logs_never_include_request_bodies(deployments):
     for deployment in deployments:
-        for (stack, logical_id), (kind, properties) in deployment.resources.items():
+        for (_stack, logical_id), (kind, properties) in deployment.resources.items():
             if kind != "AWS::ApiGateway::Stage":
                 continue
             for settings in properties.get("MethodSettings", []):
@@ -86,7 +86,7 @@ def test_template_api_gateway_logs_never_include_request_bodies(deployments):
 
 
 def methods(deployment: Deployment):
-    for (stack, logical_id), (kind, properties) in deployment.resources.items():
+    for (_stack, logical_id), (kind, properties) in deployment.resources.items():
         if kind == "AWS::ApiGateway::Method":
             yield logical_id, properties
 

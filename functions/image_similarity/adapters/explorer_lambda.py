@@ -1,6 +1,7 @@
 """AWS Lambda handler for the API Explorer behind API Gateway (`GET /api-explorer`, `GET /api-explorer/{proxy+}`).
 
-It imports nothing outside the standard library and `image_similarity.adapters.explorer_page`, so its zip holds a few files.
+It imports nothing outside the standard library and `image_similarity.adapters.explorer_page`, so its zip holds a few
+files.
 The deployment tells it what it serves through `EXPLORER_AUTHORIZATION` and `EXPLORER_IMAGE_SIMILARITY`.
 """
 

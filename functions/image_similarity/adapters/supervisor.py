@@ -32,54 +32,66 @@ def bind(host: str, port: int) -> socket.socket:
 def run_workers(work: Callable[[], None], count: int, sock: socket.socket) -> int:
     """Run `work` in `count` processes that inherit `sock`, replacing any that exits by itself, until SIGTERM or
     SIGINT. Returns 0 if every worker stopped cleanly when told, 1 if they kept dying and the supervisor gave up."""
-    # fork: the workers inherit the bound socket; this process has started no threads and loaded no model.
-    context = multiprocessing.get_context("fork")
-    told = threading.Event()
-    processes: dict[int, multiprocessing.Process] = {}
-    deaths: list[float] = []
-
-    def start(slot: int) -> None:
-        process = context.Process(target=_worker, args=(work,), name=f"worker-{slot}")
-        process.start()
-        processes[slot] = process
-
-    def stop_all() -> None:
-        for process in processes.values():
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
-
-    def on_signal(*_: object) -> None:
-        told.set()
-        stop_all()
-
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
-    gave_up = False
+    workers = _Workers(work, count)
+    previous = {signum: signal.signal(signum, workers.on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         for slot in range(count):
-            start(slot)
-        while not told.is_set():
-            multiprocessing.connection.wait([p.sentinel for p in processes.values()], timeout=1.0)
-            for slot, process in list(processes.items()):
-                if process.is_alive() or told.is_set():
-                    continue
-                now = time.monotonic()
-                deaths[:] = [t for t in deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
-                if len(deaths) > count:
-                    log.error("workers keep exiting (%d in %.0f s); stopping", len(deaths), CRASH_WINDOW_SECONDS)
-                    gave_up = True
-                    told.set()
-                    stop_all()
-                    break
-                log.error("worker %d (pid %d) exited with %s; starting a new one", slot, process.pid,
-                          process.exitcode)
-                start(slot)
-        for process in processes.values():
+            workers.start(slot)
+        while not workers.told.is_set():
+            multiprocessing.connection.wait([p.sentinel for p in workers.processes.values()], timeout=1.0)
+            workers.replace_dead()
+        for process in workers.processes.values():
             process.join()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         sock.close()
-    return 0 if not gave_up and all(p.exitcode == 0 for p in processes.values()) else 1
+    return 0 if not workers.gave_up and all(p.exitcode == 0 for p in workers.processes.values()) else 1
+
+
+class _Workers:
+    """The worker processes by slot, and the recent deaths that tell a worker's crash from workers that cannot start."""
+
+    def __init__(self, work: Callable[[], None], count: int) -> None:
+        # fork: the workers inherit the bound socket; this process has started no threads and loaded no model.
+        self.context = multiprocessing.get_context("fork")
+        self.work = work
+        self.count = count
+        self.told = threading.Event()
+        self.processes: dict[int, multiprocessing.Process] = {}
+        self.deaths: list[float] = []
+        self.gave_up = False
+
+    def start(self, slot: int) -> None:
+        process = self.context.Process(target=_worker, args=(self.work,), name=f"worker-{slot}")
+        process.start()
+        self.processes[slot] = process
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    def on_signal(self, *_: object) -> None:
+        self.told.set()
+        self.stop_all()
+
+    def replace_dead(self) -> None:
+        """Start a new worker in the slot of each that exited by itself; give up, and stop the others, when more than
+        `count` died within CRASH_WINDOW_SECONDS."""
+        for slot, process in list(self.processes.items()):
+            if process.is_alive() or self.told.is_set():
+                continue
+            now = time.monotonic()
+            self.deaths[:] = [t for t in self.deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
+            if len(self.deaths) > self.count:
+                log.error("workers keep exiting (%d in %.0f s); stopping", len(self.deaths), CRASH_WINDOW_SECONDS)
+                self.gave_up = True
+                self.told.set()
+                self.stop_all()
+                return
+            log.error("worker %d (pid %d) exited with %s; starting a new one", slot, process.pid, process.exitcode)
+            self.start(slot)
 
 
 def _worker(work: Callable[[], None]) -> None:

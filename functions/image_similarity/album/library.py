@@ -42,5 +42,7 @@ def _vectors_file(path: Path, embedding: Embedding) -> Library:
             f"{path} holds vectors of {model}, but this run uses {expected}: embed the library again with this model"
         )
     if len(vectors) and vectors.shape[1] != embedding.backend.dim:
-        raise AlbumInputError(f"{path} holds {vectors.shape[1]}-number vectors; this model makes {embedding.backend.dim}")
+        raise AlbumInputError(
+            f"{path} holds {vectors.shape[1]}-number vectors; this model makes {embedding.backend.dim}"
+        )
     return Library(locations, keys, vectors)

@@ -150,7 +150,11 @@ class BatchJobs:
 
     def stop(self, execution_arn: str) -> None:
         _check_arn(execution_arn)
-        _aws(self.stepfunctions.stop_execution, executionArn=execution_arn, cause="stopped by image-similarity batch stop")
+        _aws(
+            self.stepfunctions.stop_execution,
+            executionArn=execution_arn,
+            cause="stopped by image-similarity batch stop",
+        )
 
 
 def _check_arn(execution_arn: str) -> None:

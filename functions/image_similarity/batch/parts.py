@@ -80,7 +80,10 @@ class S3Parts:
         buffer = io.BytesIO()
         write_table(table, buffer)
         self.client.put_object(
-            Bucket=self.bucket, Key=self.prefix + name, Body=buffer.getvalue(), ContentType="application/vnd.apache.parquet"
+            Bucket=self.bucket,
+            Key=self.prefix + name,
+            Body=buffer.getvalue(),
+            ContentType="application/vnd.apache.parquet",
         )
         return self.url(name)
 

@@ -54,7 +54,7 @@ class ImageSimilarityService:
             return Response(200, self._answer(body, facts), facts)
         except RequestError as exc:
             return error_response(exc, facts)
-        except Exception:  # noqa: BLE001 - a fault of ours (model, runtime): logged with its request, never shown
+        except Exception:  # broad on purpose: a fault of ours (model, runtime): logged with its request, never shown
             facts["traceback"] = traceback.format_exc()
             return Response(500, {"message": "internal error: the service could not process the request"}, facts)
 

@@ -7,6 +7,7 @@ the request to an internal host. One deadline covers the whole fetch, headers an
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -145,10 +146,8 @@ class _DeadlineMixin:
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:  # already closed
-        pass
 
 
 class _HTTPConnection(_DeadlineMixin, HTTPConnection):

@@ -14,7 +14,9 @@ from image_similarity.core.settings import FetchSettings
 # adjacent dots, not an IP address, not starting with `xn--`, `sthree-` or `amzn-s3-demo-`, not ending with `-s3alias`,
 # `--ol-s3`, `.mrap`, `--x-s3` or `--table-s3` (access points, directory and table buckets, never a plain bucket).
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-FORBIDDEN_BUCKET = re.compile(r"\.\.|^\d+\.\d+\.\d+\.\d+$|^(xn--|sthree-|amzn-s3-demo-)|(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$")
+FORBIDDEN_BUCKET = re.compile(
+    r"\.\.|^\d+\.\d+\.\d+\.\d+$|^(xn--|sthree-|amzn-s3-demo-)|(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$"
+)
 MAX_KEY_BYTES = 1024
 NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState", "AccountProblem"}
