@@ -1,0 +1,292 @@
+"""The local collection store: SQLite holds every item (id, vector, metadata) and is the only truth; each process keeps
+a USearch index of each collection it serves, rebuilt from SQLite and caught up with it before every search.
+
+- Durability: SQLite in WAL mode with `synchronous=FULL`, so a write is acknowledged only after its commit is fsync'd;
+  a process killed mid-write loses nothing it acknowledged (tests/search/test_local_crash.py).
+- Several processes (the server's workers, the CLI) share one data directory: SQLite serialises the writers, and every
+  item row gets a new, never-reused `key` (AUTOINCREMENT); replaced or deleted keys are logged in `removed`. A
+  process's index remembers the last key and the last removal it has applied, and applies the rest before it searches.
+- Exact search while a collection is small (below `exact_below` items), the HNSW graph above: bench/SEARCH.md has the
+  measured crossing point and the recall of the graph against exact search.
+- A collection's index is saved beside the database (`index/<collection number>-<last key>-<last removal>.usearch`)
+  after a full build and whenever a quarter of it has changed since, so a restart loads it and replays only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from usearch.index import Index
+
+from image_similarity.album.duplicates import to_score
+from image_similarity.core.errors import RequestError
+from image_similarity.search.store import CollectionInfo, Match
+
+# Below this many items a search is exact (a scan of every vector); above it, the HNSW graph answers. Measured by
+# `make bench-search` (bench/SEARCH.md): the exact scan passes 1 ms per query around this size on this machine.
+EXACT_BELOW = 20_000
+# HNSW settings: with these, recall@10 against exact search is >= 0.95 at 1,000,000 synthetic embeddings (bench).
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+EXPANSION_SEARCH = 128
+# The index is saved again once this share of its items has changed since the last save.
+RESAVE_SHARE = 0.25
+DATABASE = "collections.sqlite3"
+READ_CHUNK = 50_000
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    cid INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, model_version TEXT NOT NULL,
+    dim INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS items (
+    key INTEGER PRIMARY KEY AUTOINCREMENT, cid INTEGER NOT NULL, id TEXT NOT NULL, vector BLOB NOT NULL,
+    metadata TEXT NOT NULL, UNIQUE (cid, id));
+CREATE INDEX IF NOT EXISTS items_by_collection ON items (cid, key);
+CREATE TABLE IF NOT EXISTS removed (seq INTEGER PRIMARY KEY AUTOINCREMENT, cid INTEGER NOT NULL, key INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS removed_by_collection ON removed (cid, seq);
+"""
+
+
+def default_data_dir(env: dict[str, str] | None = None) -> Path:
+    """`IMAGE_SIMILARITY_DATA_DIR`, else the user's data directory (XDG), else /tmp on AWS Lambda (the only writable
+    place there, and lost with the execution environment: deployed stacks use S3 Vectors)."""
+    env = dict(os.environ if env is None else env)
+    if env.get("IMAGE_SIMILARITY_DATA_DIR"):
+        return Path(env["IMAGE_SIMILARITY_DATA_DIR"])
+    if env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return Path("/tmp/image-similarity")
+    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "image-similarity"
+
+
+def not_found(name: str) -> RequestError:
+    return RequestError(404, f"no collection named {name}: add items to create it (POST /collections/{name}/items)")
+
+
+def version_mismatch(name: str, built_with: str, given: str) -> RequestError:
+    return RequestError(409, f"collection {name} holds vectors of model {built_with}, not {given}: rebuild it with "
+                             f"this model (DELETE /collections/{name}, then add its images again) or use another name")
+
+
+@dataclass
+class _Collection:
+    cid: int
+    name: str
+    model_version: str
+    dim: int
+    count: int
+
+
+class _LiveIndex:
+    """One collection's vectors in this process, and how far into the database's history they are."""
+
+    def __init__(self, dim: int, last_key: int = 0, last_removed: int = 0, index: Index | None = None):
+        self.index = index or Index(ndim=dim, metric="ip", dtype="f32", connectivity=CONNECTIVITY,
+                                    expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
+        self.last_key = last_key
+        self.last_removed = last_removed
+        self.changed_since_save = 0
+        self.lock = threading.Lock()
+
+
+class LocalStore:
+    """A `CollectionStore` in one folder; safe to share between threads, and between processes on one folder."""
+
+    def __init__(self, folder: Path, exact_below: int = EXACT_BELOW):
+        self.folder = Path(folder)
+        self.exact_below = exact_below
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "index").mkdir(exist_ok=True)
+        self._local = threading.local()
+        self._live: dict[int, _LiveIndex] = {}
+        self._live_lock = threading.Lock()
+        self._db().executescript(SCHEMA)
+
+    # -- the protocol -------------------------------------------------------------------------------------------
+
+    def describe(self, name: str) -> CollectionInfo:
+        found = self._find(self._db(), name)
+        return CollectionInfo(found.name, found.count, found.model_version)
+
+    def upsert(self, name: str, ids: list[str], vectors: np.ndarray, metadata: list[dict[str, Any]],
+               model_version: str) -> int:
+        latest = {item_id: row for row, item_id in enumerate(ids)}  # the last of repeated ids wins, as in a loop
+        rows = [(item_id, np.ascontiguousarray(vectors[row], dtype="<f4").tobytes(), json.dumps(metadata[row]))
+                for item_id, row in latest.items()]
+        with self._write() as db:
+            found = self._find(db, name, missing_ok=True)
+            if found is None:
+                cursor = db.execute("INSERT INTO collections (name, model_version, dim) VALUES (?, ?, ?)",
+                                    (name, model_version, vectors.shape[1]))
+                found = _Collection(cursor.lastrowid, name, model_version, vectors.shape[1], 0)
+            elif found.model_version != model_version:
+                raise version_mismatch(name, found.model_version, model_version)
+            replaced = 0
+            for start in range(0, len(rows), 500):
+                chunk = [item_id for item_id, _, _ in rows[start:start + 500]]
+                marks = ",".join("?" * len(chunk))
+                cursor = db.execute(f"INSERT INTO removed (cid, key) SELECT cid, key FROM items "
+                                    f"WHERE cid = ? AND id IN ({marks})", (found.cid, *chunk))
+                replaced += cursor.rowcount
+                db.execute(f"DELETE FROM items WHERE cid = ? AND id IN ({marks})", (found.cid, *chunk))
+            db.executemany("INSERT INTO items (cid, id, vector, metadata) VALUES (?, ?, ?, ?)",
+                           [(found.cid, *row) for row in rows])
+            db.execute("UPDATE collections SET count = count + ? WHERE cid = ?", (len(rows) - replaced, found.cid))
+        return len(rows)
+
+    def search(self, name: str, vector: np.ndarray, k: int, min_similarity: float,
+               model_version: str) -> list[Match]:
+        db = self._db()
+        found = self._find(db, name)
+        if found.model_version != model_version:
+            raise version_mismatch(name, found.model_version, model_version)
+        live = self._caught_up(db, found)
+        query = np.ascontiguousarray(vector, dtype=np.float32)
+        with live.lock:
+            size = len(live.index)
+            if size == 0:
+                return []
+            result = live.index.search(query, min(k, size), exact=size < self.exact_below)
+        keys = np.asarray(result.keys, dtype=np.int64)
+        scores = to_score(1.0 - np.asarray(result.distances, dtype=np.float64))
+        wanted = [(int(key), float(score)) for key, score in zip(keys, scores, strict=True) if score >= min_similarity]
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        rows = {key: (item_id, meta) for key, item_id, meta in db.execute(
+            f"SELECT key, id, metadata FROM items WHERE key IN ({marks})", [key for key, _ in wanted])}
+        # An item deleted since the catch-up has no row any more: it is left out.
+        return [Match(rows[key][0], score, json.loads(rows[key][1])) for key, score in wanted if key in rows]
+
+    def delete_item(self, name: str, item_id: str) -> None:
+        with self._write() as db:
+            found = self._find(db, name)
+            cursor = db.execute("INSERT INTO removed (cid, key) SELECT cid, key FROM items WHERE cid = ? AND id = ?",
+                                (found.cid, item_id))
+            if cursor.rowcount == 0:
+                raise RequestError(404, f"collection {name} has no item with id {item_id!r}")
+            db.execute("DELETE FROM items WHERE cid = ? AND id = ?", (found.cid, item_id))
+            db.execute("UPDATE collections SET count = count - 1 WHERE cid = ?", (found.cid,))
+
+    def delete_collection(self, name: str) -> None:
+        with self._write() as db:
+            found = self._find(db, name)
+            for table in ("items", "removed", "collections"):
+                db.execute(f"DELETE FROM {table} WHERE cid = ?", (found.cid,))
+        with self._live_lock:
+            self._live.pop(found.cid, None)
+        for saved in self._saved(found.cid):
+            saved.unlink(missing_ok=True)
+
+    # -- the in-process index -----------------------------------------------------------------------------------
+
+    def build(self, name: str) -> None:
+        """Bring this process's index of `name` up to date now (a search would do it first anyway)."""
+        db = self._db()
+        self._caught_up(db, self._find(db, name))
+
+    def _caught_up(self, db: sqlite3.Connection, found: _Collection) -> _LiveIndex:
+        with self._live_lock:
+            live = self._live.get(found.cid)
+            if live is None:
+                live = self._live[found.cid] = self._load_saved(found) or _LiveIndex(found.dim)
+        with live.lock:
+            db.execute("BEGIN")  # one snapshot of the database for both reads
+            try:
+                removed = db.execute("SELECT seq, key FROM removed WHERE cid = ? AND seq > ? ORDER BY seq",
+                                     (found.cid, live.last_removed)).fetchall()
+                added = 0
+                for keys, vectors in self._rows_after(db, found, live.last_key):
+                    live.index.add(keys.astype(np.uint64), vectors, threads=0)
+                    live.last_key = int(keys[-1])
+                    added += len(keys)
+            finally:
+                db.execute("COMMIT")
+            if removed:
+                # Keys this index never held (added and removed between two catch-ups) are skipped by USearch.
+                live.index.remove(np.array([key for _, key in removed], dtype=np.uint64))
+                live.last_removed = removed[-1][0]
+            live.changed_since_save += added + len(removed)
+            if len(live.index) >= self.exact_below and live.changed_since_save > RESAVE_SHARE * len(live.index):
+                self._save(found.cid, live)
+        return live
+
+    def _rows_after(self, db: sqlite3.Connection, found: _Collection, last_key: int
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while True:
+            rows = db.execute("SELECT key, vector FROM items WHERE cid = ? AND key > ? ORDER BY key LIMIT ?",
+                              (found.cid, last_key, READ_CHUNK)).fetchall()
+            if not rows:
+                return
+            keys = np.fromiter((key for key, _ in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), found.dim)
+            yield keys, vectors
+            last_key = int(keys[-1])
+
+    def _saved(self, cid: int) -> list[Path]:
+        return sorted(self.folder.glob(f"index/{cid}-*-*.usearch"),
+                      key=lambda p: tuple(int(part) for part in p.stem.split("-")[1:]))
+
+    def _load_saved(self, found: _Collection) -> _LiveIndex | None:
+        saved = self._saved(found.cid)
+        if not saved:
+            return None
+        try:
+            index = Index.restore(str(saved[-1]))
+        except (OSError, RuntimeError, ValueError):  # a torn or foreign file: rebuild from the database instead
+            return None
+        if index is None or index.ndim != found.dim:
+            return None
+        _, last_key, last_removed = (int(part) for part in saved[-1].stem.split("-"))
+        live = _LiveIndex(found.dim, last_key, last_removed, index)
+        live.index.expansion_search = EXPANSION_SEARCH
+        return live
+
+    def _save(self, cid: int, live: _LiveIndex) -> None:
+        target = self.folder / "index" / f"{cid}-{live.last_key}-{live.last_removed}.usearch"
+        partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
+        live.index.save(str(partial))
+        os.replace(partial, target)  # readers see a whole file or none
+        live.changed_since_save = 0
+        for older in self._saved(cid)[:-1]:
+            older.unlink(missing_ok=True)
+
+    # -- the database -------------------------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        """One connection per thread (sqlite3 connections are not shared between threads)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.folder / DATABASE, timeout=60.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")  # fsync the WAL on every commit: acknowledged = durable
+            db.execute("PRAGMA busy_timeout = 60000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction that holds the database's write lock from its start (no upgrade deadlocks)."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @staticmethod
+    def _find(db: sqlite3.Connection, name: str, missing_ok: bool = False) -> _Collection | None:
+        row = db.execute("SELECT cid, name, model_version, dim, count FROM collections WHERE name = ?",
+                         (name,)).fetchone()
+        if row is None and not missing_ok:
+            raise not_found(name)
+        return None if row is None else _Collection(*row)
