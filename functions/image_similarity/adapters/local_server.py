@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import waitress.server
 from waitress import wasyncore
@@ -25,6 +26,7 @@ from image_similarity.adapters.wsgi import ServiceApp
 from image_similarity.core.request_log import log_request, request_id
 from image_similarity.core.service import ImageSimilarityService, Response, build_service
 from image_similarity.core.settings import MAX_BODY_BYTES, Settings, _cpu_count
+from image_similarity.search.stores import routes_factory
 
 API_PATH = "/image-similarity"
 # How long SIGTERM waits for requests in flight; SageMaker and ECS allow 30 s before SIGKILL.
@@ -103,9 +105,9 @@ def run_until_terminated(
 
 
 def local_app(service: ImageSimilarityService, explorer: ExplorerConfig) -> ServiceApp:
-    """The API and the API Explorer. `EXPLORER_AUTHORIZATION=AWS_IAM` shows the explorer as an IAM-protected
-    deployment does (reference only, no "Try it out")."""
-    return ServiceApp(service, API_PATH, Explorer(explorer))
+    """The API, the collection routes (the local store) and the API Explorer. `EXPLORER_AUTHORIZATION=AWS_IAM` shows
+    the explorer as an IAM-protected deployment does (reference only, no "Try it out")."""
+    return ServiceApp(service, API_PATH, Explorer(replace(explorer, image_search=True)), routes_factory(service))
 
 
 def serve(
