@@ -86,23 +86,41 @@ def test_the_graph_answers_large_collections_with_recall_at_10_of_at_least_095(l
 def test_a_large_collection_saves_its_index_and_a_restart_loads_it_instead_of_rebuilding(large, monkeypatch):
     store, rows = large
     store.build("big")
-    saved = list((store.folder / "index").glob("*.usearch"))
+    saved = list((store.folder / "index").glob("*.faiss"))
     assert len(saved) == 1
     store.upsert("big", ["late"], rows[:1], [{"late": True}], V1)  # written after the save: replayed on load
+    store.delete_item("big", "item-1")
     added = []
-    original = local_store.Index.add
-    monkeypatch.setattr(local_store.Index, "add", lambda self, keys, *a, **kw: added.append(len(keys))
-                        or original(self, keys, *a, **kw))
+    original = local_store._LiveIndex.add
+    monkeypatch.setattr(local_store._LiveIndex, "add", lambda self, keys, vectors: added.append(len(keys))
+                        or original(self, keys, vectors))
     reopened = LocalStore(store.folder, exact_below=1000)
     matches = reopened.search("big", rows[0], 2, 0.0, V1)
     assert {m.id for m in matches} == {"item-0", "late"}
     assert added == [1]  # only the item written after the save was indexed again
+    assert "item-1" not in {m.id for m in reopened.search("big", rows[1], 5, 0.0, V1)}
+
+
+def test_a_graph_with_a_quarter_of_it_deleted_is_rebuilt_without_the_dead(large):
+    store, rows = large
+    store.build("big")
+    for i in range(800):
+        store.delete_item("big", f"item-{i}")
+    store.build("big")
+    live = next(iter(store._live.values()))
+    assert live.graph and live.index.ntotal == 3000 and len(live.dead) == 800
+    store.delete_item("big", "item-900")
+    store.build("big")
+    live = next(iter(store._live.values()))
+    assert live.index.ntotal == 2199 and not live.dead
+    assert store.search("big", rows[5], 1, 0.0, V1)[0].id != "item-5"
+    assert store.search("big", rows[1500], 1, 0.0, V1)[0].id == "item-1500"
 
 
 def test_a_torn_saved_index_is_ignored_and_rebuilt_from_the_database(large):
     store, rows = large
     store.build("big")
-    (saved,) = (store.folder / "index").glob("*.usearch")
+    (saved,) = (store.folder / "index").glob("*.faiss")
     saved.write_bytes(saved.read_bytes()[:1000])
     reopened = LocalStore(store.folder, exact_below=1000)
     assert reopened.search("big", rows[5], 1, 0.0, V1)[0].id == "item-5"

@@ -1,15 +1,18 @@
 """The local collection store: SQLite holds every item (id, vector, metadata) and is the only truth; each process keeps
-a USearch index of each collection it serves, rebuilt from SQLite and caught up with it before every search.
+a FAISS index of each collection it serves, built from SQLite and caught up with it before every search.
 
 - Durability: SQLite in WAL mode with `synchronous=FULL`, so a write is acknowledged only after its commit is fsync'd;
   a process killed mid-write loses nothing it acknowledged (tests/search/test_local_crash.py).
 - Several processes (the server's workers, the CLI) share one data directory: SQLite serialises the writers, and every
   item row gets a new, never-reused `key` (AUTOINCREMENT); replaced or deleted keys are logged in `removed`. A
   process's index remembers the last key and the last removal it has applied, and applies the rest before it searches.
-- Exact search while a collection is small (below `exact_below` items), the HNSW graph above: bench/SEARCH.md has the
-  measured crossing point and the recall of the graph against exact search.
-- A collection's index is saved beside the database (`index/<collection number>-<last key>-<last removal>.usearch`)
-  after a full build and whenever a quarter of it has changed since, so a restart loads it and replays only the rest.
+- Exact search (a flat scan) while a collection is small, below `exact_below` items; an HNSW graph above, built once
+  when a collection crosses that size. HNSW cannot delete: removed keys are left out of its searches by a selector,
+  and the graph is rebuilt once a quarter of it is dead. bench/SEARCH.md has the crossing point, the recall of the
+  graph against exact search, and why FAISS rather than USearch.
+- A graph is saved beside the database (`index/<collection number>-<last key>-<last removal>.faiss`, its dead keys in
+  a `.dead.npy` written first) after each build and whenever a quarter of it has changed since, so a restart loads it
+  and replays only the rest.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
-from usearch.index import Index
 
 from image_similarity.album.duplicates import to_score
 from image_similarity.core.errors import RequestError
@@ -34,12 +37,13 @@ from image_similarity.search.store import CollectionInfo, Match
 # Below this many items a search is exact (a scan of every vector); above it, the HNSW graph answers. Measured by
 # `make bench-search` (bench/SEARCH.md): the exact scan passes 1 ms per query around this size on this machine.
 EXACT_BELOW = 20_000
-# HNSW settings: with these, recall@10 against exact search is >= 0.95 at 1,000,000 synthetic embeddings (bench).
-CONNECTIVITY = 16
-EXPANSION_ADD = 128
-EXPANSION_SEARCH = 128
-# The index is saved again once this share of its items has changed since the last save.
+# HNSW settings (FAISS's names): recall@10 against exact search >= 0.95 on the bench's embeddings (bench/SEARCH.md).
+HNSW_M = 16
+EF_CONSTRUCTION = 40
+EF_SEARCH = 128
+# The graph is saved again once this share of it has changed, and rebuilt once this share of it is dead.
 RESAVE_SHARE = 0.25
+REBUILD_DEAD_SHARE = 0.25
 DATABASE = "collections.sqlite3"
 READ_CHUNK = 50_000
 SCHEMA = """
@@ -85,15 +89,55 @@ class _Collection:
 
 
 class _LiveIndex:
-    """One collection's vectors in this process, and how far into the database's history they are."""
+    """One collection's vectors in this process, and how far into the database's history they are.
 
-    def __init__(self, dim: int, last_key: int = 0, last_removed: int = 0, index: Index | None = None):
-        self.index = index or Index(ndim=dim, metric="ip", dtype="f32", connectivity=CONNECTIVITY,
-                                    expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
+    `graph` False: a flat index (exact search, real deletes). True: HNSW, with `dead` keys filtered out of searches.
+    """
+
+    def __init__(self, index: faiss.Index, graph: bool, last_key: int = 0, last_removed: int = 0,
+                 dead: set[int] | None = None):
+        self.index = index
+        self.graph = graph
         self.last_key = last_key
         self.last_removed = last_removed
+        self.dead = dead or set()
         self.changed_since_save = 0
         self.lock = threading.Lock()
+        self._params: faiss.SearchParameters | None = None
+
+    @classmethod
+    def flat(cls, dim: int) -> _LiveIndex:
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), graph=False)
+
+    @classmethod
+    def hnsw(cls, dim: int) -> _LiveIndex:
+        graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = EF_CONSTRUCTION
+        return cls(faiss.IndexIDMap2(graph), graph=True)
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        self.index.add_with_ids(vectors, keys)
+
+    def remove(self, keys: list[int]) -> None:
+        if self.graph:
+            self.dead.update(keys)
+            self._params = None
+        else:
+            self.index.remove_ids(np.asarray(keys, dtype=np.int64))  # keys it never held are skipped
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, cosines), best first; fewer than k when the collection is smaller."""
+        params = None
+        if self.graph:
+            if self._params is None:
+                selector = (faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.dead, np.int64)))
+                            if self.dead else None)
+                self._params = faiss.SearchParametersHNSW(efSearch=max(EF_SEARCH, k), sel=selector)
+                self._params.selector_ref = selector  # the parameters do not keep the selector alive
+            params = self._params
+        cosines, keys = self.index.search(query[None], k, params=params)
+        found = keys[0] >= 0
+        return keys[0][found], cosines[0][found]
 
 
 class LocalStore:
@@ -150,12 +194,10 @@ class LocalStore:
         live = self._caught_up(db, found)
         query = np.ascontiguousarray(vector, dtype=np.float32)
         with live.lock:
-            size = len(live.index)
-            if size == 0:
+            if live.index.ntotal == 0:
                 return []
-            result = live.index.search(query, min(k, size), exact=size < self.exact_below)
-        keys = np.asarray(result.keys, dtype=np.int64)
-        scores = to_score(1.0 - np.asarray(result.distances, dtype=np.float64))
+            keys, cosines = live.search(query, k)
+        scores = to_score(cosines.astype(np.float64))
         wanted = [(int(key), float(score)) for key, score in zip(keys, scores, strict=True) if score >= min_similarity]
         if not wanted:
             return []
@@ -184,6 +226,7 @@ class LocalStore:
             self._live.pop(found.cid, None)
         for saved in self._saved(found.cid):
             saved.unlink(missing_ok=True)
+            saved.with_suffix(".dead.npy").unlink(missing_ok=True)
 
     # -- the in-process index -----------------------------------------------------------------------------------
 
@@ -196,26 +239,44 @@ class LocalStore:
         with self._live_lock:
             live = self._live.get(found.cid)
             if live is None:
-                live = self._live[found.cid] = self._load_saved(found) or _LiveIndex(found.dim)
+                live = self._live[found.cid] = self._load_saved(found) or _LiveIndex.flat(found.dim)
         with live.lock:
-            db.execute("BEGIN")  # one snapshot of the database for both reads
+            if self._live.get(found.cid) is not live:  # another thread replaced it while this one waited
+                return self._caught_up(db, found)
+            db.execute("BEGIN")  # one snapshot of the database for every read below
             try:
-                removed = db.execute("SELECT seq, key FROM removed WHERE cid = ? AND seq > ? ORDER BY seq",
-                                     (found.cid, live.last_removed)).fetchall()
-                added = 0
-                for keys, vectors in self._rows_after(db, found, live.last_key):
-                    live.index.add(keys.astype(np.uint64), vectors, threads=0)
-                    live.last_key = int(keys[-1])
-                    added += len(keys)
+                if not live.graph and found.count >= self.exact_below or live.graph and (
+                        len(live.dead) > REBUILD_DEAD_SHARE * max(1, live.index.ntotal)):
+                    live = self._live[found.cid] = self._build_graph(db, found)
+                    self._save(found.cid, live)
+                    return live
+                self._apply_changes(db, found, live)
             finally:
                 db.execute("COMMIT")
-            if removed:
-                # Keys this index never held (added and removed between two catch-ups) are skipped by USearch.
-                live.index.remove(np.array([key for _, key in removed], dtype=np.uint64))
-                live.last_removed = removed[-1][0]
-            live.changed_since_save += added + len(removed)
-            if len(live.index) >= self.exact_below and live.changed_since_save > RESAVE_SHARE * len(live.index):
+            if live.graph and live.changed_since_save > RESAVE_SHARE * max(1, live.index.ntotal):
                 self._save(found.cid, live)
+        return live
+
+    def _apply_changes(self, db: sqlite3.Connection, found: _Collection, live: _LiveIndex) -> None:
+        removed = db.execute("SELECT seq, key FROM removed WHERE cid = ? AND seq > ? ORDER BY seq",
+                             (found.cid, live.last_removed)).fetchall()
+        for keys, vectors in self._rows_after(db, found, live.last_key):
+            live.add(keys, vectors)
+            live.last_key = int(keys[-1])
+            live.changed_since_save += len(keys)
+        if removed:
+            live.remove([key for _, key in removed])
+            live.last_removed = removed[-1][0]
+            live.changed_since_save += len(removed)
+
+    def _build_graph(self, db: sqlite3.Connection, found: _Collection) -> _LiveIndex:
+        """A new HNSW graph of every item, read in the caller's database snapshot."""
+        live = _LiveIndex.hnsw(found.dim)
+        row = db.execute("SELECT MAX(seq) FROM removed WHERE cid = ?", (found.cid,)).fetchone()
+        live.last_removed = row[0] or 0
+        for keys, vectors in self._rows_after(db, found, 0):
+            live.add(keys, vectors)
+            live.last_key = int(keys[-1])
         return live
 
     def _rows_after(self, db: sqlite3.Connection, found: _Collection, last_key: int
@@ -231,7 +292,7 @@ class LocalStore:
             last_key = int(keys[-1])
 
     def _saved(self, cid: int) -> list[Path]:
-        return sorted(self.folder.glob(f"index/{cid}-*-*.usearch"),
+        return sorted(self.folder.glob(f"index/{cid}-*-*.faiss"),
                       key=lambda p: tuple(int(part) for part in p.stem.split("-")[1:]))
 
     def _load_saved(self, found: _Collection) -> _LiveIndex | None:
@@ -239,24 +300,27 @@ class LocalStore:
         if not saved:
             return None
         try:
-            index = Index.restore(str(saved[-1]))
+            index = faiss.read_index(str(saved[-1]))
+            dead = set(np.load(saved[-1].with_suffix(".dead.npy")).tolist())
         except (OSError, RuntimeError, ValueError):  # a torn or foreign file: rebuild from the database instead
             return None
-        if index is None or index.ndim != found.dim:
+        if index.d != found.dim:
             return None
         _, last_key, last_removed = (int(part) for part in saved[-1].stem.split("-"))
-        live = _LiveIndex(found.dim, last_key, last_removed, index)
-        live.index.expansion_search = EXPANSION_SEARCH
-        return live
+        return _LiveIndex(index, graph=True, last_key=last_key, last_removed=last_removed, dead=dead)
 
     def _save(self, cid: int, live: _LiveIndex) -> None:
-        target = self.folder / "index" / f"{cid}-{live.last_key}-{live.last_removed}.usearch"
-        partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
-        live.index.save(str(partial))
-        os.replace(partial, target)  # readers see a whole file or none
+        target = self.folder / "index" / f"{cid}-{live.last_key}-{live.last_removed}.faiss"
+        partial = f".{os.getpid()}.{threading.get_ident()}.partial"
+        dead = target.with_suffix(".dead.npy")
+        np.save(target.with_suffix(partial + ".npy"), np.fromiter(live.dead, np.int64, len(live.dead)))
+        os.replace(target.with_suffix(partial + ".npy"), dead)
+        faiss.write_index(live.index, str(target.with_suffix(partial)))
+        os.replace(target.with_suffix(partial), target)  # last: a saved index always has its dead keys beside it
         live.changed_since_save = 0
         for older in self._saved(cid)[:-1]:
             older.unlink(missing_ok=True)
+            older.with_suffix(".dead.npy").unlink(missing_ok=True)
 
     # -- the database -------------------------------------------------------------------------------------------
 
