@@ -1,4 +1,5 @@
-"""`image-similarity` command line: embed images or folders, compare two images, find duplicates, serve the API.
+"""`image-similarity` command line: embed images or folders, compare two images, find duplicates, index and search
+collections, serve the API.
 
 Exit status: 0 when every image was used, 1 when some were skipped (each is reported on stderr), 2 for usage errors.
 Each command lives in its own module of this package, which registers its sub-parser.
@@ -10,11 +11,12 @@ import argparse
 import logging
 import os
 
-from image_similarity.adapters.cli import compare, duplicates, embed, serve
+from image_similarity.adapters.cli import compare, duplicates, embed, search, serve
 from image_similarity.album.vector_files import OutputFormatError
 from image_similarity.client import ImageSimilarityError
+from image_similarity.core.errors import RequestError
 
-COMMANDS = (embed, duplicates, compare, serve)
+COMMANDS = (embed, duplicates, compare, search, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,3 +35,5 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (OutputFormatError, ImageSimilarityError) as exc:
         parser.exit(2, f"image-similarity: {exc}\n")
+    except RequestError as exc:  # the local collection store's 404 / 409, a bad collection name
+        parser.exit(2, f"image-similarity: {exc.message}\n")
