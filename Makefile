@@ -5,7 +5,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 CDK := npx --yes aws-cdk@2.1148.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test model synth lint clean bench-perf bench-quality load
+.PHONY: run test model synth lint clean bench-perf bench-quality bench-search load
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-perf: $(VENV)/.dev-deps  ## speed, memory and cost beside the reference pi
 
 bench-quality: $(VENV)/.dev-deps  ## retrieval quality of the model, candidates and baselines; writes bench/RESULTS.md
 	$(PY) -m bench.quality
+
+bench-search: $(VENV)/.dev-deps  ## the local collection store at 1,000,000 vectors, duplicates, HTTP; writes bench/SEARCH.md
+	nice -n 15 $(PY) bench/search_libraries.py --n 20000 --queries 200 > bench/search_libraries.md
+	OMP_WAIT_POLICY=PASSIVE nice -n 15 $(PY) bench/search.py --n $${SEARCH_N:-1000000} --libraries bench/search_libraries.md --markdown bench/SEARCH.md
 
 lint: $(VENV)/.dev-deps
 	$(PY) -m ruff check .

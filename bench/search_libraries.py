@@ -48,7 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     data, qs = vectors(args.n), queries(args.queries, args.n)
     truth = np.argsort(-(qs @ data.T), axis=1)[:, :K]
-    print(f"{args.n} vectors x {data.shape[1]}, {len(qs)} queries, k={K}\n")
+    print(f"{args.n:,} vectors x {data.shape[1]}, {len(qs)} queries, k={K}, one thread each "
+          f"(`bench/search_libraries.py --n {args.n} --queries {args.queries}`)\n")
     print("| library | index | build s | RSS +MB | p50 ms | p95 ms | recall@10 | delete |")
     print("|---|---|---|---|---|---|---|---|")
 
@@ -72,7 +73,7 @@ def main() -> None:
     def faiss_hnsw(m: int, ef: int):
         def build():
             index = faiss.IndexHNSWFlat(data.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 128
+            index.hnsw.efConstruction = 40
             index.add(data)
             index.hnsw.efSearch = ef
             return index
@@ -80,20 +81,22 @@ def main() -> None:
 
     row("faiss", "flat (exact)", lambda: _flat(faiss, data),
         lambda i, q: i.search(q[None], K)[1][0], "yes (remove_ids)")
-    row("faiss", "HNSW M=16 ef=64", faiss_hnsw(16, 64), lambda i, q: i.search(q[None], K)[1][0], "no")
+    row("faiss", "HNSW M=16 efC=40 ef=256", faiss_hnsw(16, 256), lambda i, q: i.search(q[None], K)[1][0],
+        "no (filtered)")
 
     from usearch.index import Index
 
     def usearch_hnsw(dtype: str):
         def build():
-            index = Index(ndim=data.shape[1], metric="ip", dtype=dtype, connectivity=16, expansion_add=128,
-                          expansion_search=64)
+            index = Index(ndim=data.shape[1], metric="ip", dtype=dtype, connectivity=16, expansion_add=64,
+                          expansion_search=256)
             index.add(keys, data, threads=1)
             return index
         return build
 
     for dtype in ("f32", "f16", "i8"):
-        row("usearch", f"HNSW {dtype} M=16 ef=64", usearch_hnsw(dtype), lambda i, q: i.search(q, K).keys, "yes")
+        row("usearch", f"HNSW {dtype} M=16 efC=64 ef=256", usearch_hnsw(dtype), lambda i, q: i.search(q, K).keys,
+            "yes")
 
 
 def _flat(faiss, data: np.ndarray):

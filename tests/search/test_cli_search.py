@@ -44,7 +44,7 @@ def test_index_then_search_finds_each_image_first(local_cli, folder, capsys, ser
     assert local_cli(["search", cat, "--collection", "album", "-k", "2"]) == 0
     (answer,) = lines(capsys.readouterr().out)
     assert answer["image"] == cat
-    assert [m["id"] for m in answer["matches"]][0] == cat and len(answer["matches"]) == 2
+    assert answer["matches"][0]["id"] == cat and len(answer["matches"]) == 2
     assert answer["matches"][0]["similarity"] == pytest.approx(1.0, abs=1e-5)
     store = LocalStore(folder.parent / "data")
     assert store.describe("album").count == 3 and store.describe("album").model_version == service.model_version
