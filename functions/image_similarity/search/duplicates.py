@@ -1,11 +1,11 @@
 """Near-duplicate pairs over many vectors without comparing all pairs: the same answer as
 `album.duplicates.similar_pairs` (every pair i < j scoring at or above the threshold), in a fraction of the time.
 
-k-means (FAISS) cuts the vectors into `cells`; each vector joins the `SPREAD` cells whose centres are nearest to it,
-and the pairs are searched exactly inside each cell, one matrix product per cell. A pair whose two images share no
-cell is missed: it trades completeness for time, and bench/SEARCH.md counts the pairs it misses against the exact
-search (planted near-copies among them) on 100,000 vectors, and times both. Below `EXACT_BELOW` vectors the exact
-search is fast enough and is used.
+k-means (FAISS) cuts the vectors into cells, each vector filed in the cell whose centre is nearest; then each vector
+is compared, exactly, with the vectors filed in its `PROBES` nearest cells: one matrix product per cell. A pair is
+missed when neither image's cell is among the other's nearest: it trades completeness for time, and bench/SEARCH.md
+counts the pairs it misses against the exact search (planted near-copies among them) on 100,000 vectors, and times
+both. Below `EXACT_BELOW` vectors the exact search is fast enough and is used.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from image_similarity.core.settings import DUPLICATE_THRESHOLD, _cpu_count
 
 EXACT_BELOW = 20_000
 VECTORS_PER_CELL = 500
-SPREAD = 2  # cells each vector joins: more finds more borderline pairs and costs SPREAD^2 times the products
+PROBES = 4  # cells each vector is compared with: more finds more borderline pairs, at PROBES times the products
 KMEANS_ITERATIONS = 10
 TRAIN_PER_CELL = 64  # k-means sees this many vectors per cell at most
 
 
-def similar_pairs_indexed(vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, spread: int = SPREAD,
+def similar_pairs_indexed(vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, probes: int = PROBES,
                           exact_below: int = EXACT_BELOW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair i < j whose score is >= `threshold`: (i, j, score) arrays, as `similar_pairs` returns them."""
     n = len(vectors)
@@ -35,18 +35,21 @@ def similar_pairs_indexed(vectors: np.ndarray, threshold: float = DUPLICATE_THRE
     kmeans = faiss.Kmeans(data.shape[1], cells, niter=KMEANS_ITERATIONS, spherical=True, seed=1,
                           max_points_per_centroid=TRAIN_PER_CELL)
     kmeans.train(data)
-    _, nearest = kmeans.index.search(data, min(spread, cells))  # (n, spread) cell numbers
-    members = np.argsort(nearest.ravel(), kind="stable") // nearest.shape[1]  # vector rows, grouped by cell
-    bounds = np.searchsorted(np.sort(nearest.ravel()), np.arange(cells + 1))
+    _, nearest = kmeans.index.search(data, min(probes, cells))  # (n, probes) cell numbers, nearest first
+    filed, filed_bounds = _grouped(nearest[:, 0], cells)
+    probing, probing_bounds = _grouped(nearest.ravel(), cells)
+    probing //= nearest.shape[1]  # positions in the flattened array -> vector rows
     min_cos = np.float32(2.0 * threshold - 1.0)
     found = []
     for cell in range(cells):
-        rows = members[bounds[cell]:bounds[cell + 1]]
-        if len(rows) < 2:
+        stored = filed[filed_bounds[cell]:filed_bounds[cell + 1]]
+        asking = probing[probing_bounds[cell]:probing_bounds[cell + 1]]
+        if len(stored) == 0 or len(asking) == 0:
             continue
-        cos = data[rows] @ data[rows].T
-        first, second = np.nonzero(np.triu(cos >= min_cos, k=1))
-        i, j = rows[first], rows[second]
+        rows, cols = np.nonzero(data[asking] @ data[stored].T >= min_cos)
+        i, j = asking[rows], stored[cols]
+        different = i != j
+        i, j = i[different], j[different]
         found.append(np.minimum(i, j) * np.int64(n) + np.maximum(i, j))
     if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
@@ -56,3 +59,9 @@ def similar_pairs_indexed(vectors: np.ndarray, threshold: float = DUPLICATE_THRE
     cos = np.einsum("ij,ij->i", data[first], data[second])
     keep = cos >= min_cos
     return first[keep], second[keep], to_score(cos[keep].astype(np.float64))
+
+
+def _grouped(cells: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions sorted by cell, and where each cell's run starts: positions[bounds[c]:bounds[c + 1]] are in cell c."""
+    order = np.argsort(cells, kind="stable")
+    return order, np.searchsorted(cells[order], np.arange(count + 1))
