@@ -307,6 +307,7 @@ def main() -> None:
     parser.add_argument("--folder", help="where the temporary data directory goes (default: the system's)")
     parser.add_argument("--markdown", default="bench/SEARCH.md")
     parser.add_argument("--json", help="also write the figures as JSON")
+    parser.add_argument("--note", default="", help="a sentence for the report: how this run differs from the default")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
@@ -327,6 +328,8 @@ def main() -> None:
         print(json.dumps(results["duplicates"]), file=sys.stderr, flush=True)
     if args.libraries:
         results["libraries"] = Path(args.libraries).read_text()
+    if args.note:
+        results["note"] = args.note
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     if {"scale", "crossing", "duplicates"} <= set(results):
