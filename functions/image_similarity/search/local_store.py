@@ -218,7 +218,8 @@ class LocalStore:
             cursor = db.execute("INSERT INTO removed (cid, key) SELECT cid, key FROM items WHERE cid = ? AND id = ?",
                                 (found.cid, item_id))
             if cursor.rowcount == 0:
-                raise RequestError(404, f"collection {name} has no item with id {item_id!r}")
+                # The id stays out of the message: messages are logged, and ids may be file paths or object keys.
+                raise RequestError(404, f"collection {name} has no item with that id")
             db.execute("DELETE FROM items WHERE cid = ? AND id = ?", (found.cid, item_id))
             db.execute("UPDATE collections SET count = count - 1 WHERE cid = ?", (found.cid,))
 
