@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from image_similarity.search.api import CollectionRoutes
 from image_similarity.search.local_store import LocalStore
 from image_similarity.search.store import CollectionStore
 
-DIM = 512
 STORES: dict[str, Callable[[Path], CollectionStore]] = {
     "local-exact": lambda folder: LocalStore(folder),
     # The HNSW graph from the first item on: the same contract must hold on the approximate path.
@@ -36,8 +34,3 @@ def local_store(tmp_path) -> LocalStore:
 @pytest.fixture
 def routes(service, local_store) -> CollectionRoutes:
     return CollectionRoutes(service, local_store)
-
-
-def unit_rows(count: int, seed: int = 0) -> np.ndarray:
-    rows = np.random.default_rng(seed).normal(size=(count, DIM)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)

@@ -12,7 +12,6 @@ from urllib.parse import quote
 import pytest
 import requests
 import waitress.server
-from conftest import unit_rows
 from image_similarity.adapters import lambda_handler
 from image_similarity.adapters.explorer_page import ExplorerConfig
 from image_similarity.adapters.local_server import local_app
@@ -20,6 +19,7 @@ from image_similarity.core import request_log
 from image_similarity.search import stores
 from image_similarity.search.api import CollectionRoutes
 from image_similarity.search.local_store import LocalStore
+from search_helpers import unit_rows
 
 ODD_ID = "albums/2024/été #1.jpg"
 

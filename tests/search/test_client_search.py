@@ -14,12 +14,12 @@ import waitress.server
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from conftest import unit_rows
 from image_similarity.adapters.local_server import API_PATH
 from image_similarity.adapters.wsgi import ServiceApp
 from image_similarity.client import ImageSimilarityClient, ImageSimilarityError
 from image_similarity.search.api import CollectionRoutes
 from image_similarity.search.local_store import LocalStore
+from search_helpers import unit_rows
 
 
 @pytest.fixture

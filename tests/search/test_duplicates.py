@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import unit_rows
 from image_similarity.album.duplicates import similar_pairs
 from image_similarity.search.duplicates import similar_pairs_indexed
+from search_helpers import unit_rows
 
 
 def album(n: int = 3000) -> np.ndarray:

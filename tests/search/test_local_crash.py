@@ -11,9 +11,9 @@ import threading
 import time
 
 import requests
-from conftest import unit_rows
 from helpers import free_port, wait_for_ping
 from image_similarity.search.local_store import LocalStore
+from search_helpers import unit_rows
 
 
 def test_no_acknowledged_add_is_lost_when_the_server_is_killed_mid_write(tmp_path, service):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import unit_rows
 from image_similarity.search import local_store
 from image_similarity.search.local_store import LocalStore, default_data_dir
+from search_helpers import unit_rows
 
 V1 = "model-v1"
 

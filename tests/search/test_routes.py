@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import unit_rows
 from helpers import b64
 from image_similarity.core.settings import MAX_BODY_BYTES
+from search_helpers import unit_rows
 
 
 def call(routes, method: str, path: str, payload=None) -> tuple[int, dict]:

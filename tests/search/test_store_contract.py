@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import unit_rows
 from image_similarity.core.errors import RequestError
+from search_helpers import unit_rows
 
 V1 = "model-v1"
 
