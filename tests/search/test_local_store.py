@@ -57,6 +57,7 @@ def test_a_recreated_collection_does_not_show_the_old_ones_items(tmp_path):
     second.delete_collection("photos")
     second.upsert("photos", ["new"], rows[:1], [{}], V1)
     assert [m.id for m in first.search("photos", rows[0], 4, 0.0, V1)] == ["new"]
+    assert len(first._live) == 1  # the deleted collection's index is not kept
 
 
 @pytest.fixture

@@ -103,6 +103,7 @@ class _LiveIndex:
         self.last_removed = last_removed
         self.dead = dead or set()
         self.changed_since_save = 0
+        self.name = ""
         self.lock = threading.Lock()
         self._params: faiss.SearchParameters | None = None
 
@@ -245,7 +246,12 @@ class LocalStore:
         with self._live_lock:
             live = self._live.get(found.cid)
             if live is None:
+                # A collection deleted by another process and created again under its name has a new number: the
+                # index of the old one goes.
+                for stale in [cid for cid, other in self._live.items() if other.name == found.name]:
+                    del self._live[stale]
                 live = self._live[found.cid] = self._load_saved(found) or _LiveIndex.flat(found.dim)
+                live.name = found.name
         with live.lock:
             if self._live.get(found.cid) is not live:  # another thread replaced it while this one waited
                 return self._caught_up(db, found)
@@ -254,6 +260,7 @@ class LocalStore:
                 if not live.graph and found.count >= self.exact_below or live.graph and (
                         len(live.dead) > REBUILD_DEAD_SHARE * max(1, live.index.ntotal)):
                     live = self._live[found.cid] = self._build_graph(db, found)
+                    live.name = found.name
                     self._save(found.cid, live)
                     return live
                 self._apply_changes(db, found, live)
