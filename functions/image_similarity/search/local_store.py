@@ -33,7 +33,7 @@ import numpy as np
 from image_similarity.album.duplicates import to_score
 from image_similarity.core.errors import RequestError
 from image_similarity.core.settings import _cpu_count
-from image_similarity.search.store import CollectionInfo, Match
+from image_similarity.search.store import CollectionInfo, Match, not_found, version_mismatch
 
 # Below this many items a search is exact (a scan of every vector); above it, the HNSW graph answers. Measured by
 # `make bench-search` (bench/SEARCH.md): the exact scan passes 1 ms per query around this size on this machine.
@@ -70,15 +70,6 @@ def default_data_dir(env: dict[str, str] | None = None) -> Path:
     if env.get("AWS_LAMBDA_FUNCTION_NAME"):
         return Path("/tmp/image-similarity")
     return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "image-similarity"
-
-
-def not_found(name: str) -> RequestError:
-    return RequestError(404, f"no collection named {name}: add items to create it (POST /collections/{name}/items)")
-
-
-def version_mismatch(name: str, built_with: str, given: str) -> RequestError:
-    return RequestError(409, f"collection {name} holds vectors of model {built_with}, not {given}: rebuild it with "
-                             f"this model (DELETE /collections/{name}, then add its images again) or use another name")
 
 
 @dataclass
