@@ -5,7 +5,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 CDK := npx --yes aws-cdk@2.1148.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test test-service-py313 _test-service-py313 model synth lint clean bench-perf bench-quality load
+.PHONY: run test test-service-py313 _test-service-py313 model synth lint clean bench-perf bench-quality bench-search load
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -82,6 +82,10 @@ bench-quality: $(VENV)/.dev-deps  ## retrieval quality of the model, candidates 
 .PHONY: bench-batch
 bench-batch: $(VENV)/.dev-deps  ## the batch worker's ms per image at batch sizes 1-64, 1 and 2 threads (docs/BATCH.md)
 	$(PY) -m bench.batch_worker
+
+bench-search: $(VENV)/.dev-deps  ## the local collection store at 1,000,000 vectors, duplicates, HTTP; writes bench/SEARCH.md
+	nice -n 15 $(PY) bench/search_libraries.py --n 20000 --queries 200 > bench/search_libraries.md
+	OMP_WAIT_POLICY=PASSIVE nice -n 15 $(PY) bench/search.py --n $${SEARCH_N:-1000000} --libraries bench/search_libraries.md --markdown bench/SEARCH.md
 
 lint: $(VENV)/.dev-deps
 	$(PY) -m ruff check .

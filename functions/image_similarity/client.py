@@ -13,8 +13,10 @@ import json
 import random
 import re
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import urllib3
@@ -27,6 +29,10 @@ STACK_OUTPUT = "ImageSimilarity"
 AUTHORIZATION_PARAMETER = "APIGatewayAuthorization"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
+API_PATH = "/image-similarity"
+# The API's limits on one add: 500 items and a 6 MiB body (6,291,456 bytes), with room to spare.
+MAX_ITEMS_PER_ADD = 500
+MAX_ADD_BODY = 6_000_000
 
 ImageInput = str | Path | bytes
 
@@ -92,19 +98,55 @@ class ImageSimilarityClient:
     def similarity(self, a: ImageInput, b: ImageInput) -> float:
         return float(self.request({**_image_fields(a, "_1"), **_image_fields(b, "_2")})["similarity"])
 
-    def request(self, payload: dict[str, str]) -> dict[str, Any]:
-        """POST one JSON body; retry 429 / 5xx / connection failures; raise ImageSimilarityError otherwise."""
-        body = json.dumps(payload).encode()
+    # -- collections (search) ----------------------------------------------------------------------------------
+
+    def add(self, collection: str, items: Iterable[dict[str, Any]]) -> int:
+        """Add or replace items: each `{"id": ..., "image": path | bytes | URL}` or `{"id": ..., "vector": [...]}`,
+        with optional `"metadata"`. Sent in as few requests as the API's limits allow; returns how many were added."""
+        added = 0
+        for batch in _add_batches(_collection_item(item) for item in items):
+            added += self.request({"items": batch}, url=self._collection_url(collection, "items"))["added"]
+        return added
+
+    def search(self, collection: str, image_or_vector: ImageInput | Any, k: int = 10,
+               min_similarity: float = 0.0) -> list[dict[str, Any]]:
+        """The `k` best matches (`id`, `similarity`, `metadata`), best first, each at or above `min_similarity`."""
+        query = _query_fields(image_or_vector)
+        answer = self.request({**query, "k": k, "min_similarity": min_similarity},
+                              url=self._collection_url(collection, "search"))
+        return answer["matches"]
+
+    def collection(self, name: str) -> dict[str, Any]:
+        """`{"name", "count", "model_version"}`."""
+        return self.request(None, method="GET", url=self._collection_url(name))
+
+    def delete(self, collection: str, item_id: str | None = None) -> dict[str, Any]:
+        """Delete one item, or with no `item_id` the whole collection."""
+        url = self._collection_url(collection, None if item_id is None else f"items/{quote(item_id, safe='')}")
+        return self.request(None, method="DELETE", url=url)
+
+    def _collection_url(self, name: str, tail: str | None = None) -> str:
+        """Beside the API's own path: `https://host/stage/image-similarity` -> `https://host/stage/collections/...`"""
+        base = self.url[: -len(API_PATH)] if self.url.endswith(API_PATH) else self.url.rstrip("/")
+        return f"{base}/collections/{quote(name, safe='')}" + (f"/{tail}" if tail else "")
+
+    # -- transport ----------------------------------------------------------------------------------------------
+
+    def request(self, payload: dict[str, Any] | None, method: str = "POST", url: str | None = None) -> dict[str, Any]:
+        """Send one JSON body (or none); retry 429 / 5xx / connection failures; raise ImageSimilarityError
+        otherwise."""
+        url = url or self.url
+        body = b"" if payload is None else json.dumps(payload).encode()
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             headers = {"Content-Type": "application/json"}
             if self._signer:  # sign every attempt: a signature is only valid for a few minutes
-                headers = self._signer.sign(body, headers)
+                headers = self._signer.sign(method, url, body, headers)
             try:
-                response = self._http.request("POST", self.url, body=body, headers=headers, timeout=self.timeout)
+                response = self._http.request(method, url, body=body or None, headers=headers, timeout=self.timeout)
             except urllib3.exceptions.HTTPError as exc:
                 if last:
-                    raise ImageSimilarityError(f"no answer from {self.url}: {exc}") from exc
+                    raise ImageSimilarityError(f"no answer from {url}: {exc}") from exc
                 time.sleep(self._delay(attempt, None))
                 continue
             if response.status in RETRY_STATUSES and not last:
@@ -141,11 +183,11 @@ class _SigV4Signer:
             raise ImageSimilarityError("cannot tell the API's AWS region: pass region=...")
         self.url, self.region, self.credentials = url, region, credentials
 
-    def sign(self, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+    def sign(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
         # Refreshable credentials (SSO, assumed roles) may rotate between calls: freeze them once per request.
         SigV4Auth(self.credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
         return dict(request.headers.items())
@@ -157,6 +199,39 @@ def _image_fields(image: ImageInput, suffix: str) -> dict[str, str]:
         return {f"url{suffix}": image}
     data = image if isinstance(image, bytes) else Path(image).read_bytes()
     return {f"img{suffix}": base64.b64encode(data).decode()}
+
+
+def _collection_item(item: dict[str, Any]) -> dict[str, Any]:
+    """The API's item: `image` becomes `url` or `img`; `id`, `vector` and `metadata` pass as they are."""
+    if "image" not in item:
+        return {key: _as_list(value) if key == "vector" else value for key, value in item.items()}
+    rest = {key: value for key, value in item.items() if key != "image"}
+    return {**rest, **_image_fields(item["image"], "")}
+
+
+def _query_fields(query: Any) -> dict[str, Any]:
+    if isinstance(query, str | Path | bytes):
+        return _image_fields(query, "")
+    return {"vector": _as_list(query)}
+
+
+def _as_list(vector: Any) -> list[float]:
+    return np.asarray(vector, dtype=np.float64).ravel().tolist()
+
+
+def _add_batches(items: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive items, at most 500 and 6,000,000 bytes of JSON per request."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for item in items:
+        item_size = len(json.dumps(item))
+        if batch and (len(batch) == MAX_ITEMS_PER_ADD or size + item_size > MAX_ADD_BODY):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item_size + 2
+    if batch:
+        yield batch
 
 
 def _json(data: bytes) -> dict[str, Any]:

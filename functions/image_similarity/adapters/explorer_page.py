@@ -60,10 +60,11 @@ class Page:
 @dataclass(frozen=True)
 class ExplorerConfig:
     """`authorization` is the API's (NONE: "Try it out" on; AWS_IAM: reference only); `image_similarity` says
-    whether the operation is deployed."""
+    whether the operation is deployed, `image_search` whether the collection routes are."""
 
     authorization: str = "NONE"
     image_similarity: bool = True
+    image_search: bool = True
 
     def __post_init__(self) -> None:
         if self.authorization not in AUTHORIZATIONS:
@@ -77,7 +78,8 @@ class ExplorerConfig:
     def from_env(cls, env: dict[str, str] | None = None) -> ExplorerConfig:
         env = dict(os.environ if env is None else env)
         return cls(authorization=env.get("EXPLORER_AUTHORIZATION", "NONE").upper(),
-                   image_similarity=env.get("EXPLORER_IMAGE_SIMILARITY", "yes").lower() == "yes")
+                   image_similarity=env.get("EXPLORER_IMAGE_SIMILARITY", "yes").lower() == "yes",
+                   image_search=env.get("EXPLORER_IMAGE_SEARCH", "no").lower() == "yes")
 
 
 class Explorer:
@@ -112,6 +114,8 @@ class Explorer:
             notes += NOT_DEPLOYED_NOTE
             doc["paths"] = {}
             doc.pop("components", None)  # schemas of an operation that is not there would only mislead
+        elif not self.config.image_search:
+            doc["paths"] = {path: item for path, item in doc["paths"].items() if not path.startswith("/collections/")}
         doc["info"]["description"] = notes + doc["info"]["description"]
         return doc
 
@@ -131,7 +135,8 @@ class Explorer:
             "deepLinking": True,
             "displayRequestDuration": True,
             "validatorUrl": None,  # the default asks validator.swagger.io about the document: no third parties
-            "supportedSubmitMethods": ["post"] if self.config.try_it_out else [],
+            "supportedSubmitMethods": (["post", "get", "delete"] if self.config.image_search else ["post"])
+            if self.config.try_it_out else [],
             "defaultModelsExpandDepth": 0,
         }
         return f"window.ui = SwaggerUIBundle({json.dumps(settings)});\n".encode()

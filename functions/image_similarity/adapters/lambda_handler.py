@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from image_similarity.core.request_log import log_request, request_id
 from image_similarity.core.service import Response, default_service
+from image_similarity.search.api import match
+from image_similarity.search.stores import default_routes
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Content-Type,Authorization,X-Amz-Date,X-Amz-Security-Token,X-Api-Key",
-    "Access-Control-Allow-Methods": "OPTIONS,POST",
+    "Access-Control-Allow-Methods": "OPTIONS,GET,POST,DELETE",
 }
 
 
@@ -23,20 +27,34 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     start = time.perf_counter()
     service = default_service()
     event = event if isinstance(event, dict) else {}
-    response = _answer(event, service)
+    path = collection_path(event)
+    if (route := match(path)) is None:
+        response = _answer(event, service.handle)
+    else:
+        method = _text(event.get("httpMethod"))
+        response = _answer(event, lambda body: default_routes().handle(method, path, body))
     given_id = _text(_dict(event.get("requestContext")).get("requestId"))
     log_request(
         response,
         request_id=request_id(given_id or _text(getattr(context, "aws_request_id", None))),
         lambda_request_id=_text(getattr(context, "aws_request_id", None)),
         method=_text(event.get("httpMethod")),
-        path=_text(event.get("path")),
+        path=_text(event.get("path")) if route is None else route.template,  # never an item id
         duration_ms=(time.perf_counter() - start) * 1000,
     )
     return _proxy(response, service)
 
 
-def _answer(event: dict[str, Any], service) -> Response:
+def collection_path(event: dict[str, Any]) -> str:
+    """The percent-decoded request path: rebuilt from the resource and its parameters when API Gateway matched a
+    /collections/ resource, else the event's path."""
+    resource, parameters = _text(event.get("resource")), _dict(event.get("pathParameters"))
+    if resource.startswith("/collections/") and parameters:
+        return re.sub(r"\{(\w+)\+?\}", lambda m: _text(parameters.get(m.group(1))), resource)
+    return unquote(_text(event.get("path")))
+
+
+def _answer(event: dict[str, Any], answer) -> Response:
     body = event.get("body")
     if body is not None and not isinstance(body, str):
         return Response(400, {"message": "the event's body must be a string (the request's JSON text)"})
@@ -46,7 +64,7 @@ def _answer(event: dict[str, Any], service) -> Response:
             body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             return Response(400, {"message": "the base64-encoded request body could not be decoded"})
-    return service.handle(body)
+    return answer(body)
 
 
 def _dict(value: Any) -> dict[str, Any]:

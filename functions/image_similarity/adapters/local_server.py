@@ -17,6 +17,7 @@ from image_similarity.adapters.supervisor import bind, run_workers
 from image_similarity.adapters.wsgi import ServiceApp
 from image_similarity.core.service import ImageSimilarityService, build_service
 from image_similarity.core.settings import Settings, cpu_count, server_fetch_limits
+from image_similarity.search.stores import routes_factory
 
 API_PATH = "/image-similarity"
 # Host names a loopback server answers to: a web page that makes a browser post to it under its own name (DNS
@@ -42,9 +43,10 @@ def no_metadata_probe(env: dict[str, str] | os._Environ) -> None:
 
 def local_app(service: ImageSimilarityService, explorer: ExplorerConfig, hosts: frozenset[str] | None = None
               ) -> ServiceApp:
-    """The API and the API Explorer. `EXPLORER_AUTHORIZATION=AWS_IAM` shows the explorer as an IAM-protected
-    deployment does (reference only, no "Try it out")."""
-    return ServiceApp(service, API_PATH, Explorer(explorer), hosts)
+    """The API, the collection routes (the local store) and the API Explorer. `EXPLORER_AUTHORIZATION=AWS_IAM` shows
+    the explorer as an IAM-protected deployment does (reference only, no "Try it out")."""
+    return ServiceApp(service, API_PATH, Explorer(replace(explorer, image_search=True)), hosts,
+                      routes_factory(service))
 
 
 def serve(

@@ -14,27 +14,30 @@ from image_similarity.core.errors import body_too_large
 from image_similarity.core.request_log import log_request, request_id
 from image_similarity.core.service import ImageSimilarityService, Response, error_response
 from image_similarity.core.settings import MAX_BODY_BYTES
+from image_similarity.search.api import CollectionRoutes, match
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 EXPLORER_ROOT = "/api-explorer"
 # A Host header is a name or an address and a port: the explorer writes it into the OpenAPI document it serves.
 HOST_HEADER = re.compile(r"^(?:(?P<name>[A-Za-z0-9._-]{1,253})|\[(?P<v6>[0-9A-Fa-f:.]{2,45})\])(?::[0-9]{1,5})?$")
 REASONS = {200: "OK", 308: "Permanent Redirect", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 413: "Payload Too Large", 422: "Unprocessable Entity", 429: "Too Many Requests",
-           500: "Internal Server Error"}
+           405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity",
+           429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 class ServiceApp:
     """`POST <predict_path>` runs the API; `GET /ping` answers 200 (the service is built before serving);
-    with an `explorer`, `GET /api-explorer/` serves the API Explorer. With `hosts`, requests naming another Host are
-    refused."""
+    with an `explorer`, `GET /api-explorer/` serves the API Explorer; with `collections` (a factory, called on the
+    first such request), the routes under /collections/ serve the search API. With `hosts`, requests naming another
+    Host are refused."""
 
     def __init__(self, service: ImageSimilarityService, predict_path: str, explorer: Explorer | None = None,
-                 hosts: frozenset[str] | None = None):
+                 hosts: frozenset[str] | None = None, collections: Callable[[], CollectionRoutes] | None = None):
         self.service = service
         self.predict_path = predict_path
         self.explorer = explorer
         self.hosts = hosts
+        self.collections = collections
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -48,6 +51,9 @@ class ServiceApp:
                                       "thresholds": self.service.embedder.info.thresholds})
         elif path == self.predict_path:
             response = self._predict(environ) if method == "POST" else _error(405, f"use POST on {path}")
+        elif self.collections is not None and (route := match(path)) is not None:
+            response = self._timed(environ, route.template, lambda body: self.collections().handle(
+                method, path.encode("latin-1").decode("utf-8", "replace"), body))  # WSGI paths arrive as latin-1
         else:
             response = _error(404, f"no such path {path}; POST JSON to {self.predict_path}")
         return self._send(response, start_response)
@@ -64,19 +70,24 @@ class ServiceApp:
         return None
 
     def _predict(self, environ: dict[str, Any]) -> Response:
+        return self._timed(environ, environ.get("PATH_INFO", ""), self.service.handle)
+
+    def _timed(self, environ: dict[str, Any], logged_path: str, answer: Callable[[bytes], Response]) -> Response:
+        """Read the body within the limit, answer, log one line (`logged_path`: never an item id)."""
         start = time.perf_counter()
-        response = self._answer(environ)
-        log_request(response, request_id=request_id(environ.get("HTTP_X_REQUEST_ID")), method="POST",
-                    path=environ.get("PATH_INFO", ""), duration_ms=(time.perf_counter() - start) * 1000)
+        response = self._answer(environ, answer)
+        log_request(response, request_id=request_id(environ.get("HTTP_X_REQUEST_ID")),
+                    method=environ.get("REQUEST_METHOD", ""), path=logged_path,
+                    duration_ms=(time.perf_counter() - start) * 1000)
         return response
 
-    def _answer(self, environ: dict[str, Any]) -> Response:
+    def _answer(self, environ: dict[str, Any], answer: Callable[[bytes], Response]) -> Response:
         length = environ.get("CONTENT_LENGTH") or "0"
         if not (length.isascii() and length.isdigit()):  # "²" is a digit to str.isdigit() and not to int()
             return _error(400, "invalid Content-Length header")
         if int(length) > MAX_BODY_BYTES:
             return error_response(body_too_large())
-        return self.service.handle(environ["wsgi.input"].read(int(length)))
+        return answer(environ["wsgi.input"].read(int(length)))
 
     def _send(self, response: Response, start_response: StartResponse) -> list[bytes]:
         payload = json.dumps(response.body).encode()

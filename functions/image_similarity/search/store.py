@@ -12,6 +12,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from image_similarity.core.errors import RequestError
+
+
+def not_found(name: str) -> RequestError:
+    """Every store's 404 for an unknown collection."""
+    return RequestError(404, f"no collection named {name}: add items to create it (POST /collections/{name}/items)")
+
+
+def version_mismatch(name: str, built_with: str, given: str) -> RequestError:
+    """Every store's 409: the collection holds another model's vectors."""
+    return RequestError(409, f"collection {name} holds vectors of model {built_with}, not {given}: rebuild it with "
+                             f"this model (DELETE /collections/{name}, then add its images again) or use another name")
+
 
 @dataclass(frozen=True)
 class CollectionInfo:

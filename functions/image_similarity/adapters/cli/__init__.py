@@ -1,5 +1,5 @@
 """`image-similarity` command line: embed images or folders, compare two images, find duplicates and act on them,
-serve the API.
+index and search collections, serve the API.
 
 Exit status: 0 when every image was used; 1 when some were skipped (each is reported on stderr) or a file could not
 be read or written; 2 for bad options or inputs that name nothing (a missing path, a folder without images);
@@ -14,14 +14,15 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from image_similarity.adapters.cli import batch, compare, duplicates, embed, serve, undo
+from image_similarity.adapters.cli import batch, compare, duplicates, embed, search, serve, undo
 from image_similarity.album.image_files import AlbumInputError
 from image_similarity.album.vector_files import OutputFormatError
 from image_similarity.batch.control import BatchControlError
 from image_similarity.batch.locations import BatchInputError
 from image_similarity.client import ImageSimilarityError
+from image_similarity.core.errors import RequestError
 
-COMMANDS = (embed, duplicates, undo, compare, serve, batch)
+COMMANDS = (embed, duplicates, undo, compare, search, serve, batch)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (OutputFormatError, ImageSimilarityError, AlbumInputError, BatchInputError, BatchControlError) as exc:
         parser.exit(2, f"image-similarity: {exc}\n")
+    except RequestError as exc:  # the local collection store's 404 / 409, a bad collection name
+        parser.exit(2, f"image-similarity: {exc.message}\n")
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED

@@ -1,0 +1,111 @@
+"""`image-similarity index` and `search`, locally (the local store in IMAGE_SIMILARITY_DATA_DIR) and with --remote."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import waitress.server
+from helpers import encode
+from image_similarity.adapters import cli
+from image_similarity.adapters.local_server import API_PATH
+from image_similarity.adapters.wsgi import ServiceApp
+from image_similarity.search.api import CollectionRoutes
+from image_similarity.search.local_store import LocalStore
+
+
+@pytest.fixture
+def folder(tmp_path, photos):
+    album = tmp_path / "album"
+    (album / "trip").mkdir(parents=True)
+    for name in ("chelsea", "coffee", "astronaut"):
+        (album / "trip" / f"{name}.jpg").write_bytes(encode(photos[name], "JPEG", quality=90))
+    (album / "broken.jpg").write_bytes(b"not an image")
+    return album
+
+
+@pytest.fixture
+def local_cli(monkeypatch, service, tmp_path):
+    monkeypatch.setattr(cli.common, "default_service", lambda: service)
+    monkeypatch.setenv("IMAGE_SIMILARITY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return cli.main
+
+
+def lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_index_then_search_finds_each_image_first(local_cli, folder, capsys, service):
+    assert local_cli(["index", str(folder), "--collection", "album"]) == 1  # the broken file is skipped
+    assert "3 images in collection album, 1 skipped" in capsys.readouterr().err
+    cat = str(folder / "trip" / "chelsea.jpg")
+    assert local_cli(["search", cat, "--collection", "album", "-k", "2"]) == 0
+    (answer,) = lines(capsys.readouterr().out)
+    assert answer["image"] == cat
+    assert answer["matches"][0]["id"] == cat and len(answer["matches"]) == 2
+    assert answer["matches"][0]["similarity"] == pytest.approx(1.0, abs=1e-5)
+    store = LocalStore(folder.parent / "data")
+    assert store.describe("album").count == 3 and store.describe("album").model_version == service.model_version
+
+
+def test_index_again_reuses_the_embed_cache_and_replaces_nothing_twice(local_cli, folder, capsys, service,
+                                                                        monkeypatch):
+    local_cli(["index", str(folder / "trip"), "--collection", "album"])
+    embedded = []
+    original = service.embedder.embed
+    monkeypatch.setattr(service.embedder, "embed", lambda batch: embedded.append(len(batch)) or original(batch))
+    assert local_cli(["index", str(folder / "trip"), "--collection", "album"]) == 0
+    assert embedded == []  # every vector came from the cache
+    assert LocalStore(folder.parent / "data").describe("album").count == 3
+
+
+def test_search_min_similarity_and_several_images(local_cli, folder, capsys):
+    local_cli(["index", str(folder / "trip"), "--collection", "album"])
+    capsys.readouterr()
+    assert local_cli(["search", str(folder / "trip"), "--collection", "album", "--min-similarity", "0.99"]) == 0
+    answers = lines(capsys.readouterr().out)
+    assert len(answers) == 3 and all(len(a["matches"]) == 1 and a["matches"][0]["id"] == a["image"]
+                                     for a in answers)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["search", "x.jpg", "--collection", "Bad_Name"], "invalid collection name"),
+    (["index", ".", "--collection", "ab"], "invalid collection name"),
+])
+def test_bad_collection_names_are_usage_errors(local_cli, argv, words, capsys):
+    with pytest.raises(SystemExit) as stop:
+        local_cli(argv)
+    assert stop.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_searching_a_missing_collection_says_so(local_cli, folder, capsys):
+    with pytest.raises(SystemExit) as stop:
+        local_cli(["search", str(folder / "trip" / "coffee.jpg"), "--collection", "nothing-here"])
+    assert stop.value.code == 2 and "no collection named nothing-here" in capsys.readouterr().err
+
+
+def test_k_out_of_range_is_refused(local_cli, capsys):
+    with pytest.raises(SystemExit):
+        local_cli(["search", "x.jpg", "--collection", "album", "-k", "101"])
+    assert "k is between 1 and 100" in capsys.readouterr().err
+
+
+def test_remote_index_and_search_go_through_the_api(service, tmp_path, folder, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = LocalStore(tmp_path / "server-data")
+    routes = CollectionRoutes(service, store)
+    server = waitress.server.create_server(ServiceApp(service, API_PATH, collections=lambda: routes),
+                                           host="127.0.0.1", port=0)
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{server.effective_port}{API_PATH}"
+    try:
+        assert cli.main(["index", str(folder / "trip"), "--collection", "remote", "--remote", url]) == 0
+        assert store.describe("remote").count == 3
+        coffee = str(folder / "trip" / "coffee.jpg")
+        capsys.readouterr()
+        assert cli.main(["search", coffee, "--collection", "remote", "--remote", url, "-k", "1"]) == 0
+        assert lines(capsys.readouterr().out)[0]["matches"][0]["id"] == coffee
+    finally:
+        server.close()
