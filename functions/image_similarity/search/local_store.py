@@ -30,10 +30,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from image_similarity.core.errors import RequestError
 from image_similarity.core.score import score
 from image_similarity.core.settings import cpu_count
-from image_similarity.search.store import CollectionInfo, Match, not_found, version_mismatch
+from image_similarity.search.store import CollectionInfo, Match, item_not_found, not_found, version_mismatch
 
 # Below this many items a search is exact (a scan of every vector); above it, the HNSW graph answers. Measured by
 # `make bench-search` (bench/SEARCH.md): the exact scan passes 1 ms per query around this size on this machine.
@@ -211,8 +210,7 @@ class LocalStore:
             cursor = db.execute("INSERT INTO removed (cid, key) SELECT cid, key FROM items WHERE cid = ? AND id = ?",
                                 (found.cid, item_id))
             if cursor.rowcount == 0:
-                # The id stays out of the message: messages are logged, and ids may be file paths or object keys.
-                raise RequestError(404, f"collection {name} has no item with that id")
+                raise item_not_found(name)
             db.execute("DELETE FROM items WHERE cid = ? AND id = ?", (found.cid, item_id))
             db.execute("UPDATE collections SET count = count - 1 WHERE cid = ?", (found.cid,))
 

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from image_similarity.core.errors import RequestError
-from image_similarity.search.store import CollectionInfo, Match
+from image_similarity.search.store import CollectionInfo, Match, item_not_found, not_found, version_mismatch
 
 # The environment variable naming the stack's vector bucket (set by infra/search.py on the search function).
 VECTOR_BUCKET_ENV = "IMAGE_SEARCH_VECTOR_BUCKET"
@@ -97,7 +97,7 @@ class S3VectorsStore:
         # DeleteVectors succeeds for absent keys, so ask first: the contract answers 404 for an unknown id.
         found = self._call("get_vectors", name, indexName=name, keys=[item_id]).get("vectors", [])
         if not found:
-            raise RequestError(404, f"collection {name} has no item with id {item_id!r}")
+            raise item_not_found(name)
         self._call("delete_vectors", name, indexName=name, keys=[item_id])
 
     def delete_collection(self, name: str) -> None:
@@ -168,17 +168,6 @@ class S3VectorsStore:
 def _check_version(name: str, stored: str, requested: str) -> None:
     if stored != requested:
         raise version_mismatch(name, stored, requested)
-
-
-# The contract's answers, worded as the local store words them (search/local_store.py on the search-local branch);
-# at the merge both stores should import one copy.
-def not_found(name: str) -> RequestError:
-    return RequestError(404, f"no collection named {name}: add items to create it (POST /collections/{name}/items)")
-
-
-def version_mismatch(name: str, built_with: str, given: str) -> RequestError:
-    return RequestError(409, f"collection {name} holds vectors of model {built_with}, not {given}: rebuild it with "
-                             f"this model (DELETE /collections/{name}, then add its images again) or use another name")
 
 
 def _metadata(stored: dict | None) -> dict[str, Any]:

@@ -20,6 +20,11 @@ def not_found(name: str) -> RequestError:
     return RequestError(404, f"no collection named {name}: add items to create it (POST /collections/{name}/items)")
 
 
+def item_not_found(name: str) -> RequestError:
+    """Every store's 404 for an unknown id. The id stays out: messages are logged, and ids may be paths or keys."""
+    return RequestError(404, f"collection {name} has no item with that id")
+
+
 def version_mismatch(name: str, built_with: str, given: str) -> RequestError:
     """Every store's 409: the collection holds another model's vectors."""
     return RequestError(409, f"collection {name} holds vectors of model {built_with}, not {given}: rebuild it with "
