@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import waitress.server
 from helpers import FileServer, encode
+from image_similarity.core import request_log
 from image_similarity.core.service import ImageSimilarityService, build_service
 from image_similarity.core.settings import FetchSettings, Settings
 from playwright.sync_api import Browser, sync_playwright
@@ -95,3 +97,13 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """The request logger's output, redirected for one test."""
+    handler = request_log.logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)

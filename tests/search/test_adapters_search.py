@@ -3,7 +3,6 @@ the Lambda handler with API Gateway proxy events give the core's answers; logs c
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ import waitress.server
 from image_similarity.adapters import lambda_handler
 from image_similarity.adapters.explorer_page import ExplorerConfig
 from image_similarity.adapters.local_server import local_app
-from image_similarity.core import request_log
 from image_similarity.search import stores
 from image_similarity.search.api import CollectionRoutes
 from image_similarity.search.local_store import LocalStore
@@ -57,21 +55,11 @@ def test_local_server_answers_409_with_its_reason_phrase(local_server):
     assert answer.status_code == 409 and answer.reason == "Conflict" and "other" in answer.json()["message"]
 
 
-@pytest.fixture
-def logged() -> Iterator[io.StringIO]:
-    """The request logger's output, redirected for one test."""
-    handler = request_log.logger.registered_handler
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
-
-
-def test_request_logs_name_the_route_not_the_item(local_server, logged):
+def test_request_logs_name_the_route_not_the_item(local_server, captured):
     requests.delete(f"{local_server}/collections/photos/items/{quote(ODD_ID)}", timeout=30)
-    lines = [json.loads(line) for line in logged.getvalue().splitlines()]
-    logged = [line for line in lines if line.get("method") == "DELETE"]
-    assert logged and logged[-1]["path"] == "/collections/{name}/items/{id}" and logged[-1]["status"] == 404
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    captured = [line for line in lines if line.get("method") == "DELETE"]
+    assert captured and captured[-1]["path"] == "/collections/{name}/items/{id}" and captured[-1]["status"] == 404
     assert "été" not in json.dumps(lines) and "albums" not in json.dumps(lines)
 
 

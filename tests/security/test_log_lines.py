@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -14,21 +13,11 @@ from helpers import b64
 from image_similarity.adapters import lambda_handler
 from image_similarity.adapters.local_server import API_PATH
 from image_similarity.adapters.wsgi import ServiceApp
-from image_similarity.core import request_log
 from image_similarity.core.settings import FetchSettings
 from image_similarity.sources.image_source import ImageSource
 from moto import mock_aws
 
 SECRET = "X-Amz-Signature=5ec12e7c0ffee"
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    handler = request_log.logger.registered_handler
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def post(app: ServiceApp, body: bytes, request_id: str = "req-1") -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 from helpers import b64
@@ -16,16 +15,6 @@ from image_similarity.core import request_log
 
 SECRET = "X-Amz-Signature=5ec12e7c0ffee&X-Amz-Credential=AKIAEXAMPLESECRET"
 COMMON = {"request_id", "method", "path", "status", "duration_ms", "body_bytes", "service", "level", "timestamp"}
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    """The request logger's output, redirected for one test."""
-    handler = request_log.logger.registered_handler
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def lines_of(buffer: io.StringIO) -> list[dict]:
