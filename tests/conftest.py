@@ -15,7 +15,6 @@ from helpers import FileServer, encode
 from image_similarity.core import request_log
 from image_similarity.core.service import ImageSimilarityService, build_service
 from image_similarity.core.settings import FetchSettings, Settings
-from playwright.sync_api import Browser, sync_playwright
 from skimage import data
 
 
@@ -90,8 +89,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium (installed by `make test`; Playwright never downloads a browser)."""
+def browser() -> Iterator:
+    """Debian's Chromium (installed by `make test`; Playwright never downloads a browser). Playwright is imported
+    here: the service's tests also run under the Lambda image's Python, with the service's packages only."""
+    from playwright.sync_api import sync_playwright
+
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
