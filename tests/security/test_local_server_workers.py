@@ -4,6 +4,7 @@ start at all make the server exit with an error."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -54,11 +55,13 @@ def workers() -> Iterator[tuple[subprocess.Popen, int]]:
             time.sleep(0.1)
         yield server, port
     finally:
+        workers = children(server.pid)  # before the parent goes: its orphans would be init's children
         if server.poll() is None:
             server.kill()
         server.wait()
-        for pid in children(server.pid):
-            os.kill(pid, signal.SIGKILL)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_workers_answer_the_api_and_malformed_http_as_json(workers, cat_jpeg):
@@ -136,3 +139,25 @@ def test_workers_share_the_cpus_for_the_model_unless_told_otherwise():
     assert Settings.from_env(lambda_env, processes=2).threads == 1
     assert Settings.from_env(lambda_env, processes=3).threads == 1
     assert Settings.from_env({**lambda_env, "IMAGE_SIMILARITY_THREADS": "2"}, processes=2).threads == 2
+
+
+def test_workers_end_when_the_supervisor_is_killed_outright(workers):
+    """SIGKILL (or the OOM killer) gives the supervisor no chance to stop its workers: they must not go on serving."""
+    server, port = workers
+    pids = children(server.pid)
+    assert len(pids) == 2
+    server.kill()
+    server.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "(Z)" not in _state(pid) for pid in pids):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/ping", timeout=5)
+
+
+def _state(pid: int) -> str:
+    try:
+        return "(" + Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] + ")"
+    except OSError:
+        return "(Z)"

@@ -3,12 +3,14 @@ replaced, and SIGTERM or SIGINT is passed on to every worker, which finishes its
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from collections.abc import Callable
 # More deaths than workers within this window means they cannot start (a bad model file, a taken port): give up
 # rather than restart them for ever.
 CRASH_WINDOW_SECONDS = 60.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +66,7 @@ class _Workers:
         self.gave_up = False
 
     def start(self, slot: int) -> None:
-        process = self.context.Process(target=_worker, args=(self.work,), name=f"worker-{slot}")
+        process = self.context.Process(target=_worker, args=(self.work, os.getpid()), name=f"worker-{slot}")
         process.start()
         self.processes[slot] = process
 
@@ -94,9 +97,20 @@ class _Workers:
             self.start(slot)
 
 
-def _worker(work: Callable[[], None]) -> None:
+def _worker(work: Callable[[], None], supervisor: int) -> None:
     # The handlers inherited from the parent would signal the other workers. Until run_until_terminated installs its
     # own, a signal ends a worker that has nothing in flight yet.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
+    _terminate_with(supervisor)
     work()
+
+
+def _terminate_with(supervisor: int) -> None:
+    """A supervisor killed outright (SIGKILL, the OOM killer) must not leave its workers serving the port: on Linux
+    the kernel sends each worker SIGTERM when its parent dies, and it finishes its requests in flight."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
