@@ -129,3 +129,14 @@ def test_info_nce_prefers_views_that_agree_with_their_own_image():
     agreeing = torch.nn.functional.normalize(centres[groups] + 0.05 * torch.randn(24, 32), dim=1)
     shuffled = agreeing[torch.randperm(24, generator=torch.Generator().manual_seed(2))]
     assert train.info_nce(agreeing, groups) < 0.5 * train.info_nce(shuffled, groups)
+
+
+def test_each_epoch_pairs_every_centre_square_with_copies_drawn_afresh():
+    import train
+
+    rng = np.random.default_rng(0)
+    first, second = train.epoch_views(rng, 50, 5), train.epoch_views(rng, 50, 5)
+    assert first.shape == (50, 1 + train.COPIES_PER_STEP)
+    assert (first[:, 0] == 0).all() and ((first[:, 1:] >= 1) & (first[:, 1:] <= 4)).all()
+    assert all(len(set(row[1:])) == len(row) - 1 for row in first)  # no copy twice in a step
+    assert (first != second).any()
