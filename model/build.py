@@ -293,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         # Similarity (0.5 + 0.5 * cos) above which two images are "the same picture" at 1 % / 0.1 % false positives,
         # measured on the validation split (model/calibrate.py); docs/QUALITY.md reports them on test.
         "thresholds": calibration["thresholds"],
-        "quantization": {"from": "lite0-copydetect512-224-v4 (fp32)", "weights": "int8 per channel (7 bit)",
-                         "activations": "uint8", "format": "QDQ", "calibration": "model/quantize.py"},
+        "quantization": {"from": f"{SHIPPED_VERSION.replace('-int8', '')} (fp32)",
+                         "weights": "int8 per channel (7 bit)", "activations": "uint8", "format": "QDQ",
+                         "calibration": "model/quantize.py"},
         "training": {"recipe": "model/train.py", "head": HEAD_WEIGHTS.name, "head_sha256": sha256(HEAD_WEIGHTS)},
         "source": {
             "package": WEIGHTS_PACKAGE,

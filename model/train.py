@@ -3,15 +3,17 @@
     python model/train.py [--retrain]   # views -> features -> whitening -> fine-tune -> model/copy_head.npz
 
 Stages (each skipped when its output exists under CORPUS_DIR/train/, so no step runs much over half an hour):
-1. views: per train original, its centre square and AUG_VIEWS seeded copies (bench/quality/transforms.py, all
-   kinds, the hard ones twice as often), as the model's 224 x 224 uint8 input.
+1. views: per train original (loaded at most 512 px on its longest side, as the benchmark's), its centre square and
+   VIEW_STREAMS x AUG_VIEWS seeded copies (bench/quality/transforms.py, all kinds, the hard ones twice as often), as
+   the model's 224 x 224 uint8 input.
 2. features: the frozen trunk (Lite0 stages 1-6, ImageNet weights) on every view, kept as float16.
 3. whitening: the ImageNet head, GeM pooled, then a 512-d learned whitening fitted in closed form on the
    (original, copy) pairs: directions in which a copy differs from its original are shrunk, the rest kept.
 4. fine-tune: stage 7, the head, the GeM exponent and the projection trained with a multi-positive InfoNCE loss
-   (every view of an image is a positive of every other; the rest of the batch are negatives), from step 3.
-   The epoch kept is the one with the best validation mAP (validation split, cached features): no test image is
-   ever seen.
+   (every view of an image is a positive of every other; the rest of the batch are negatives), from step 3. Each
+   epoch pairs every image's centre square with COPIES_PER_STEP of its copies drawn afresh; the learning rate
+   follows a cosine from LEARNING_RATE to 0 over the run. The epoch kept is the one with the best validation mAP
+   (validation split, cached features): no test image is ever seen.
 """
 
 from __future__ import annotations
