@@ -40,7 +40,7 @@ def test_add_search_describe_and_delete(client, tmp_path, cat_jpeg, coffee_png, 
                                   {"id": "coffee", "image": coffee_png}, {"id": "v", "vector": vector}])
     assert added == 3
     matches = client.search("photos", str(cat), k=2)
-    assert matches[0] == {"id": "cat", "similarity": 1.0, "metadata": {"kind": "cat"}}
+    assert matches[0] == {"id": "cat", "similarity": pytest.approx(1.0, abs=1e-5), "metadata": {"kind": "cat"}}
     assert client.search("photos", vector, k=1)[0]["id"] == "v"
     assert client.search("photos", vector, min_similarity=0.99) == [client.search("photos", vector, k=1)[0]]
     assert client.collection("photos") == {"name": "photos", "count": 3, "model_version": service.model_version}
