@@ -158,6 +158,16 @@ def test_duplicates_against_a_collection_takes_the_threshold_and_writes_json_to_
     assert scores == sorted(scores, reverse=True) and cat["matches"][0]["id"].endswith("chelsea.jpg")
 
 
+def test_an_image_already_in_the_collection_is_not_its_own_duplicate(local_cli, folder, new_photos, capsys):
+    local_cli(["index", str(folder / "trip"), str(new_photos / "cat-copy.jpg"), "--collection", "library"])
+    capsys.readouterr()
+    assert local_cli(["duplicates", str(folder / "trip"), str(new_photos), "--against-collection", "library",
+                      "--json", "-"]) == 0
+    found = {p["image"]: [m["id"] for m in p["matches"]] for p in json.loads(capsys.readouterr().out)["photos"]}
+    cat, copy = str(folder / "trip" / "chelsea.jpg"), str(new_photos / "cat-copy.jpg")
+    assert found == {cat: [copy], copy: [cat]}  # each finds the other, neither itself; the rest match nothing
+
+
 def test_duplicates_against_a_missing_collection_stops_before_embedding(local_cli, new_photos, capsys, service,
                                                                         monkeypatch):
     embedded = []

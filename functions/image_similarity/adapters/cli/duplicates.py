@@ -68,7 +68,9 @@ def _against_collection(args: argparse.Namespace) -> int:
         if outcome.vector is None:
             skipped.append({"path": outcome.location, "reason": outcome.error})
             continue
-        matches = collection.search(outcome.vector, most_matches(), args.threshold)
+        # `index` names items by their location: an image already in the collection is not its own duplicate.
+        matches = [m for m in collection.search(outcome.vector, most_matches(), args.threshold)
+                   if m["id"] != outcome.location]
         if matches:
             photos.append({"image": outcome.location, "matches": matches})
     photos.sort(key=lambda photo: photo["image"])  # embedded in parallel: finished in any order
