@@ -3,7 +3,7 @@ complete-linkage grouping, strongest pairs first.
 
 The pairs are one rule with two searches, both deciding each candidate with the one score (core.score, float64):
 - exact (`similar_pairs`): one block of rows times the rest of the matrix at a time (upper triangle only), so memory
-  stays at the vectors plus one block of scores; its time grows with the square of the images (39-121 s of BLAS at
+  stays at the vectors plus one block of scores; its time grows with the square of the images (39-144 s of BLAS at
   100,000 on the bench's shared 2-core machine, bench/SEARCH.md);
 - cell-indexed (`similar_pairs_indexed`, from `EXACT_BELOW` images): k-means (FAISS) files each image in the cell
   whose centre is nearest, and each image is compared exactly with the images filed in the cells whose centres are
@@ -34,8 +34,8 @@ DECIDE_CHUNK = 2**14
 # The indexed search (measured choices: bench/SEARCH.md, "Duplicates over 100,000 vectors").
 EXACT_BELOW = 20_000  # fewer images: the exact search takes seconds, and finds every pair by construction
 VECTORS_PER_CELL = 125  # small cells follow groups of similar photos closely, so few probes find their pairs
-# Cells probed: those whose centre's cosine with the image is within this margin of its own cell's. A fixed number of
-# probes (32 of 800 cells) found 99.907 % of the pairs at 0.79 with twice the products of this margin's 99.991 %.
+# Cells probed: those whose centre's cosine with the image is within this margin of its own cell's. It found 99.997 %
+# of the pairs at 0.79 (100 % at 0.8833); a fixed 32 probes of 800 cells found 99.907 % with twice the products.
 PROBE_MARGIN = 0.05
 KMEANS_ITERATIONS = 10
 TRAIN_PER_CELL = 64  # k-means learns the centres from this many images per cell at most
@@ -73,8 +73,7 @@ def similar_pairs_indexed(
     vectors_per_cell: int = VECTORS_PER_CELL, margin: float = PROBE_MARGIN,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs of `similar_pairs`, in its order and with its scores, found cell by cell from `exact_below` (default
-    `EXACT_BELOW`) images:
-    possibly fewer (a pair whose images are not in each other's probed cells), never others."""
+    `EXACT_BELOW`) images: possibly fewer (a pair whose images are not in each other's probed cells), never others."""
     n = len(vectors)
     if n < max(EXACT_BELOW if exact_below is None else exact_below, 2):
         return similar_pairs(vectors, threshold)
