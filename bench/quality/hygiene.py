@@ -136,7 +136,7 @@ def candidate_pairs(vectors: np.ndarray, neighbours: int = NEIGHBOURS) -> list[t
     """(i, j), i < j: pairs where one is among the other's `neighbours` nearest."""
     scores = vectors @ vectors.T
     np.fill_diagonal(scores, -np.inf)
-    nearest = np.argsort(-scores, axis=1, kind="stable")[:, :neighbours]
+    nearest = np.argsort(-scores, axis=1, kind="stable")[:, : min(neighbours, len(vectors) - 1)]
     return sorted({(min(i, j), max(i, j)) for i, row in enumerate(nearest.tolist()) for j in row})
 
 
