@@ -238,3 +238,10 @@ def test_the_shipped_thresholds_are_the_calibrated_ones_and_duplicates_uses_them
     assert thresholds["fpr_0.01"] < thresholds["fpr_0.001"] < thresholds["duplicates"] < 1
     assert thresholds["fpr_0.001"] == settings.DUPLICATE_THRESHOLD
     assert thresholds["duplicates"] == settings.DUPLICATE_CERTAIN_THRESHOLD
+
+
+def test_the_docs_and_the_contract_publish_the_manifests_thresholds():
+    thresholds = json.loads((MODEL_DIR / "manifest.json").read_text())["thresholds"]
+    contract = json.loads((ROOT / "functions" / "image_similarity" / "openapi.json").read_text())["info"]["description"]
+    for text in ((ROOT / "README.md").read_text(), (ROOT / "docs" / "QUALITY.md").read_text(), contract):
+        assert all(f"**{value:.4f}**" in text for value in thresholds.values())

@@ -30,7 +30,7 @@ def _calibrated_threshold(key: str) -> float:
 # picture: the calibrated threshold at 0.1 % false positives. An album of N photos has N^2/2 pairs, so from there up
 # to DUPLICATE_CERTAIN_THRESHOLD (calibrated at 1 in 100,000 unrelated pairs of an album) a pair counts only when
 # each picture is among the other's DUPLICATE_NEIGHBOURS best matches: on the validation album that kept recall
-# (0.30 against 0.31) and doubled precision (0.78 against 0.42); the certain threshold alone found 0.08 of the
+# (0.30 against 0.32) and doubled precision (0.78 against 0.40); the certain threshold alone found 0.08 of the
 # pairs (docs/QUALITY.md).
 DUPLICATE_THRESHOLD = _calibrated_threshold("fpr_0.001")
 DUPLICATE_CERTAIN_THRESHOLD = _calibrated_threshold("duplicates")
