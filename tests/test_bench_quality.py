@@ -137,7 +137,12 @@ def test_duplicate_pairs_precision_and_recall():
 def test_split_report_runs_end_to_end_on_a_tiny_corpus(small_bench):
     sets = {"validation": small_bench, "test": generate(FEW[:4], transforms=("crop", "flip"), variants=1)}
     record = run(sets, [TinyImage("tiny image 16x16", note="shipped stand-in"), PerceptualHash("pHash", note="b")],
-                 {name: ["skimage"] * len(bench.originals) for name, bench in sets.items()})
+                 {name: ["skimage"] * len(bench.originals) for name, bench in sets.items()}, dropped={"test": [1]})
+    assert record["splits"]["test"] | {"sources": []} == {"originals": 3, "copies": 6, "sources": [],
+                                                           "dropped_originals": 1, "dropped_copies": 2}
+    duplicates = record["results"][0]["duplicates"]
+    assert duplicates["default"]["images"] == 3 + 2 and duplicates["transfer"]["unrelated_pairs"] == 36 - 9
+    assert [c["fpr_validation"] for c in duplicates["curve"]] == [1e-3, 1e-4, 1e-5, 1e-6]
     text = render(record)
     assert "## Test split: all methods" in text and "## Validation split: all methods" in text
     assert "duplicates pair precision" in text and "threshold (1 % on val)" in text
