@@ -143,6 +143,7 @@ def test_split_report_runs_end_to_end_on_a_tiny_corpus(small_bench):
     duplicates = record["results"][0]["duplicates"]
     assert duplicates["default"]["images"] == 3 + 2 and duplicates["transfer"]["unrelated_pairs"] == 36 - 9
     assert [c["fpr_validation"] for c in duplicates["curve"]] == [1e-3, 1e-4, 1e-5, 1e-6]
+    assert [d["images"] for d in duplicates["validation"]] == [5 + 4] * 3  # 5 originals, the copies of 2
     text = render(record)
     assert "## Test split: all methods" in text and "## Validation split: all methods" in text
     assert "duplicates pair precision" in text and "threshold (1 % on val)" in text

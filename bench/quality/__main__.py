@@ -124,6 +124,12 @@ def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: 
         out["curve"] = [{"fpr_validation": fpr, **measure_duplicates(test, originals, copies,
                                                                      threshold_at_fpr(val_negatives, fpr))}
                         for fpr in CURVE_FPRS]
+        # The same album built from validation, where the rule was chosen: the default against complete linkage
+        # alone at either of its two thresholds.
+        validation = kept["validation"].bench
+        out["validation"] = [measure_duplicates(validation, *vectors["validation"], thresholds["fpr_0.001"], certain)
+                             for certain in (thresholds["duplicates"], 0.0)]
+        out["validation"].append(measure_duplicates(validation, *vectors["validation"], thresholds["duplicates"]))
     return out
 
 
