@@ -25,9 +25,9 @@ from bench.quality.methods import OnnxEmbedding
 from bench.quality.metrics import album_pair_scores, pair_scores, threshold_at_fpr
 
 FPRS = {"fpr_0.01": 0.01, "fpr_0.001": 0.001}
-# One wrong pair in 100,000: about 45 in an album of 3,000 pictures. On the validation album (all originals plus
-# the copies of half of them) it gave pair precision 0.87 at recall 0.08 with v4; 1e-4 gave 0.66 at 0.18
-# (docs/QUALITY.md has the curve).
+# One wrong pair in 100,000: about 45 in an album of 3,000 pictures. Above it two pictures are duplicates outright
+# (alone, on the validation album with v4: pair precision 0.87 at recall 0.08; 1e-4 gave 0.66 at 0.18); below it,
+# down to fpr_0.001, album/duplicates.py asks for mutual nearest neighbours (docs/QUALITY.md has the curve).
 DUPLICATES_FPR = 1e-5
 HALVES = 10  # random halves of the originals: how far the duplicates threshold moves with the sample
 
