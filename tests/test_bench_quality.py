@@ -251,3 +251,13 @@ def test_the_docs_and_the_contract_publish_the_manifests_thresholds():
     contract = json.loads((ROOT / "functions" / "image_similarity" / "openapi.json").read_text())["info"]["description"]
     for text in ((ROOT / "README.md").read_text(), (ROOT / "docs" / "QUALITY.md").read_text(), contract):
         assert all(f"**{value:.4f}**" in text for value in thresholds.values())
+
+
+def test_a_manifest_without_a_threshold_says_how_to_calibrate_it(tmp_path):
+    from image_similarity.core import settings
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"thresholds": {"fpr_0.01": 0.8, "fpr_0.001": 0.9}}))
+    assert settings._calibrated_threshold("fpr_0.001", manifest) == 0.9
+    with pytest.raises(RuntimeError, match=r"no thresholds.duplicates: run `python model/build.py --calibrate`"):
+        settings._calibrated_threshold("duplicates", manifest)

@@ -20,10 +20,15 @@ DECODE_SLOTS = 2
 MAX_FETCH_BYTES = 50 * 1024 * 1024
 
 
-def _calibrated_threshold(key: str) -> float:
+MANIFEST = Path(__file__).resolve().parents[1] / "model" / "manifest.json"
+
+
+def _calibrated_threshold(key: str, manifest: Path = MANIFEST) -> float:
     """A threshold the model's manifest publishes: calibrated for that model file only (model/calibrate.py)."""
-    manifest = Path(__file__).resolve().parents[1] / "model" / "manifest.json"
-    return float(json.loads(manifest.read_text())["thresholds"][key])
+    thresholds = json.loads(manifest.read_text())["thresholds"]
+    if key not in thresholds:  # a model built before this threshold existed: its file was never calibrated for it
+        raise RuntimeError(f"{manifest} has no thresholds.{key}: run `python model/build.py --calibrate`")
+    return float(thresholds[key])
 
 
 # The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` may call two images the same
