@@ -1,5 +1,5 @@
 """Near-duplicate groups: byte-identical files first, then exact all-pairs search over unit embeddings in numpy,
-then complete-linkage grouping, strongest pairs first, of the pairs that are certain or mutual nearest neighbours.
+then complete-linkage grouping, strongest pairs first.
 
 The search multiplies one block of rows by the rest of the matrix at a time (upper triangle only), so memory stays at
 the vectors plus one block of scores however many images there are; at 100,000 images it is seconds to minutes of
