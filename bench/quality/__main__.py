@@ -118,7 +118,8 @@ def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: 
     above = negatives > thresholds["duplicates"]
     out["transfer"] = {"threshold": thresholds["duplicates"], "fpr_validation": DUPLICATES_FPR,
                        "unrelated_pairs": len(negatives), "unrelated_above": int(above.sum()),
-                       "fpr": float(above.mean()), "tpr": float(np.mean(positives > thresholds["duplicates"]))}
+                       "fpr": float(above.mean()), "tpr": float(np.mean(positives > thresholds["duplicates"])),
+                       "calibrated_on_test": threshold_at_fpr(negatives, DUPLICATES_FPR)}
     if curve:
         val_negatives = album_pair_scores(*vectors["validation"], kept["validation"].bench.labels)[1]
         out["curve"] = [{"fpr_validation": fpr, **measure_duplicates(test, originals, copies,

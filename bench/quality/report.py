@@ -91,7 +91,9 @@ def _duplicates(record: dict) -> list[str]:
          f"{first['pairs_true']} true duplicate pairs). The album threshold (1 in "
          f"{round(1 / transfer['fpr_validation']):,} unrelated validation album pairs) let through "
          f"{transfer['unrelated_above']} of {transfer['unrelated_pairs']:,} unrelated test album pairs "
-         f"({transfer['fpr']:.1e}) and {100 * transfer['tpr']:.1f} % of the matching ones."), "",
+         f"({transfer['fpr']:.1e}) and {100 * transfer['tpr']:.1f} % of the matching ones; calibrated on the test "
+         f"album itself it would be {transfer['calibrated_on_test']:.4f} (validation: {transfer['threshold']:.4f})."),
+        "",
         *_table(["rule", "groups", "pairs found", "pair precision", "pair recall"], rows), "",
         *(["### The same album built from validation (where the rule was chosen)", "",
            *_table(["rule", "images", "groups", "pairs found", "pair precision", "pair recall"],
