@@ -21,7 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from image_similarity.core.score import score
-from image_similarity.core.settings import DUPLICATE_THRESHOLD, cpu_count
+from image_similarity.core.settings import (
+    DUPLICATE_CERTAIN_THRESHOLD,
+    DUPLICATE_NEIGHBOURS,
+    DUPLICATE_THRESHOLD,
+    cpu_count,
+)
 
 # Scores computed per block: 2**25 float32 = 128 MiB, whatever the number of images.
 BLOCK_ELEMENTS = 2**25
@@ -144,10 +149,17 @@ def _decided(vectors: np.ndarray, first: np.ndarray, second: np.ndarray,
 
 
 def find_groups(
-    vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, keys: Sequence[Hashable] | None = None
+    vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, keys: Sequence[Hashable] | None = None,
+    certain: float = DUPLICATE_CERTAIN_THRESHOLD,
 ) -> list[DuplicateGroup]:
     """Groups of rows. Rows with the same `keys` entry (the file's SHA-256) are one picture and always share a group;
     the distinct pictures are then joined by complete linkage, strongest pair first.
+
+    Which pairs match: a score >= max(`threshold`, `certain`) always does; a score from `threshold` up to there only
+    when each picture is among the other's DUPLICATE_NEIGHBOURS best matches. An album of N pictures has N^2/2
+    pairs, so the 0.1 % threshold alone let thousands of look-alikes (screenshots of one dialog, star fields) into
+    groups; `certain` is calibrated at 1 in 100,000 unrelated pairs but alone misses most edited copies
+    (docs/QUALITY.md measures both and this rule).
 
     Complete linkage: two groups merge only if every picture of one matches every picture of the other, so a chain
     of matches never links unrelated photos (single linkage turned a generated folder of 1,000 crops of 16 photos
@@ -160,11 +172,22 @@ def find_groups(
         copies.setdefault(key, []).append(row)
     pictures = list(copies.values())
     first, second, scores = similar_pairs_indexed(vectors[[rows[0] for rows in pictures]], threshold)
-    clusters = _complete_linkage(len(pictures), first, second, scores)
+    keep = (scores >= max(threshold, certain)) | _mutual_neighbours(len(pictures), first, second, scores)
+    clusters = _complete_linkage(len(pictures), first[keep], second[keep], scores[keep])
     clustered = {picture for cluster in clusters for picture in cluster}
     clusters += [[picture] for picture, rows in enumerate(pictures) if len(rows) > 1 and picture not in clustered]
     groups = [DuplicateGroup(sorted(row for picture in cluster for row in pictures[picture])) for cluster in clusters]
     return sorted(groups, key=lambda g: g.members[0])
+
+
+def _mutual_neighbours(count: int, first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """For each pair, whether each of its two pictures is among the other's DUPLICATE_NEIGHBOURS best matches.
+    The pairs alone tell: a picture that outscores a match of i is itself a match of i."""
+    rows = np.concatenate([first, second])
+    by_row = np.lexsort((-np.concatenate([scores, scores]), rows))  # each picture's matches, best first
+    rank = np.empty(len(rows), np.int64)
+    rank[by_row] = np.arange(len(rows)) - np.searchsorted(rows[by_row], rows[by_row])
+    return np.maximum(rank[: len(first)], rank[len(first):]) < DUPLICATE_NEIGHBOURS
 
 
 def _complete_linkage(count: int, first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> list[list[int]]:

@@ -149,7 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dups.add_argument("folders", nargs="+", metavar="DIR",
                       help="folders (walked recursively), image files, or - to read names from stdin")
     dups.add_argument("--threshold", type=threshold, default=DUPLICATE_THRESHOLD,
-                      help="similarity from which two images are duplicates (default %(default)s)")
+                      help="similarity from which two images may be duplicates: below the model's album threshold "
+                           "only when each is among the other's best matches (default %(default)s)")
     dups.add_argument("--keep", choices=KEEP_RULES, default=DEFAULT_KEEP,
                       help="which copy of a group to keep: largest = most pixels, then least compressed, then oldest; "
                            "oldest / newest by EXIF date, else file time; path-order = first path (default "
