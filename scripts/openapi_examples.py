@@ -91,11 +91,16 @@ def main() -> None:
                               "are not comparable with its own"},
             "thresholds": {
                 "type": "object",
-                "required": ["fpr_0.01", "fpr_0.001"],
-                "properties": {key: {"type": "number", "minimum": 0, "maximum": 1, "description": (
-                    f"Similarity above which two images are the same picture at {rate} false positives, "
-                    "calibrated for this model on held-out images")}
-                    for key, rate in (("fpr_0.01", "1 %"), ("fpr_0.001", "0.1 %"))},
+                "required": ["fpr_0.01", "fpr_0.001", "duplicates"],
+                "properties": {
+                    **{key: {"type": "number", "minimum": 0, "maximum": 1, "description": (
+                        f"Similarity above which two images are the same picture at {rate} false positives, "
+                        "calibrated for this model on held-out images")}
+                       for key, rate in (("fpr_0.01", "1 %"), ("fpr_0.001", "0.1 %"))},
+                    "duplicates": {"type": "number", "minimum": 0, "maximum": 1, "description": (
+                        "Similarity above which two pictures of an album are duplicates whatever else it holds: "
+                        "1 in 100,000 unrelated pairs of held-out images (an album of N pictures has N^2/2 pairs)")},
+                },
             },
         },
         "description": ("`GET /ping` on the local and SageMaker servers: the running model and its calibrated "

@@ -6,22 +6,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import calibrate
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageOps
 
-from bench.quality import corpus
+from bench.quality import corpus, hygiene
 from bench.quality.__main__ import run
 from bench.quality.corpus_set import choose, kinds_for
-from bench.quality.dataset import generate
-from bench.quality.duplicates_bench import pair_precision_recall
+from bench.quality.dataset import BenchSet, encode, generate
+from bench.quality.duplicates_bench import found_by_kind, pair_precision_recall
 from bench.quality.methods import OnnxEmbedding, PerceptualHash, TinyImage
-from bench.quality.metrics import mean_average_precision, summarise, threshold_at_fpr, top1
+from bench.quality.metrics import album_pair_scores, mean_average_precision, summarise, threshold_at_fpr, top1
 from bench.quality.report import render
-from bench.quality.sources import SOURCES
+from bench.quality.sources import SOURCES, load_rgb
 from bench.quality.transforms import ALL_TRANSFORMS, HARD_TRANSFORMS, crop_hard
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "functions" / "image_similarity" / "model"
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_DIR = ROOT / "functions" / "image_similarity" / "model"
 FEW = tuple(s for s in SOURCES if s.name in ("chelsea", "coffee", "astronaut", "rocket", "china"))
 
 
@@ -135,10 +137,127 @@ def test_duplicate_pairs_precision_and_recall():
 def test_split_report_runs_end_to_end_on_a_tiny_corpus(small_bench):
     sets = {"validation": small_bench, "test": generate(FEW[:4], transforms=("crop", "flip"), variants=1)}
     record = run(sets, [TinyImage("tiny image 16x16", note="shipped stand-in"), PerceptualHash("pHash", note="b")],
-                 {"validation": ["skimage"], "test": ["skimage"]})
+                 {name: ["skimage"] * len(bench.originals) for name, bench in sets.items()}, dropped={"test": [1]})
+    assert record["splits"]["test"] | {"sources": []} == {"originals": 3, "copies": 6, "sources": [],
+                                                           "dropped_originals": 1, "dropped_copies": 2}
+    duplicates = record["results"][0]["duplicates"]
+    assert duplicates["default"]["images"] == 3 + 2 and duplicates["transfer"]["unrelated_pairs"] == 36 - 9
+    assert [c["fpr_validation"] for c in duplicates["curve"]] == [1e-3, 1e-4, 1e-5, 1e-6]
+    assert [d["images"] for d in duplicates["validation"]] == [5 + 4] * 3  # 5 originals, the copies of 2
     text = render(record)
     assert "## Test split: all methods" in text and "## Validation split: all methods" in text
     assert "duplicates pair precision" in text and "threshold (1 % on val)" in text
     transfer = record["results"][0]["test"]["transfer"]["fpr_0.01"]
     assert 0 <= transfer["fpr"] <= 1 and transfer["threshold"] == record["results"][0]["validation"]["calibration"][
         "threshold@1%"]
+
+
+def test_found_by_kind_counts_a_copy_only_in_its_own_originals_group():
+    ids = np.array([0, 1, 2, 0, 0, 1])
+    kinds = np.array(["", "", "", "crop", "screen", "crop"])
+    # copy 3 (crop of 0) is with 0; copy 4 (screen of 0) is alone; copy 5 (crop of 1) sits with 2, not with 1
+    assert found_by_kind([[0, 3], [2, 5]], ids, kinds) == {"crop": 0.5, "screen": 0.0}
+
+
+# ---- corpus hygiene: same-picture originals (bench/quality/hygiene.py) --------------------------------------------
+
+def _skimage(name: str) -> Image.Image:
+    return load_rgb(next(s for s in SOURCES if s.name == name))
+
+
+def test_a_mirrored_recoloured_crop_is_the_same_picture_and_other_pictures_are_not():
+    astronaut = _skimage("astronaut").resize((400, 400))
+    edited = ImageOps.mirror(astronaut.crop((40, 30, 380, 360))).resize((250, 243))
+    edited = ImageEnhance.Brightness(edited).enhance(1.3)
+    assert hygiene.same_picture(encode(astronaut, "PNG"), encode(edited, "JPEG"))
+    assert not hygiene.same_picture(encode(astronaut, "PNG"), encode(_skimage("coffee"), "PNG"))
+
+
+def test_the_same_window_with_other_content_in_half_of_it_is_not_the_same_picture():
+    """Two pages of one settings dialog share their frame and half their pixels: look-alikes, not one picture."""
+    first = _skimage("astronaut").resize((400, 300))
+    second = first.copy()
+    second.paste(_skimage("coffee").resize((200, 300)), (200, 0))
+    assert not hygiene.same_picture(encode(first, "PNG"), encode(second, "PNG"))
+    assert hygiene.same_picture(encode(first, "PNG"), encode(first, "JPEG"))
+
+
+def test_candidates_are_near_neighbours_and_the_later_original_of_a_pair_is_dropped():
+    vectors = np.array([[1, 0], [0.99, 0.14], [0, 1], [-1, 0]], np.float32)
+    assert (0, 1) in hygiene.candidate_pairs(vectors, neighbours=1)
+    assert hygiene.dropped([(0, 3), (1, 3), (0, 1)]) == [1, 3]
+
+
+def test_without_drops_originals_with_their_copies_and_renumbers_the_labels():
+    bench = BenchSet([b"o0", b"o1", b"o2"], ["a", "b", "c"], [b"c0", b"c1", b"c2", b"c3"], np.array([0, 1, 1, 2]),
+                     np.array(["crop", "flip", "jpeg", "crop"]))
+    kept = hygiene.without(bench, [1])
+    assert kept.bench.originals == [b"o0", b"o2"] and kept.bench.copies == [b"c0", b"c3"]
+    assert kept.bench.labels.tolist() == [0, 1] and kept.bench.kinds.tolist() == ["crop", "crop"]
+    assert kept.originals.tolist() == [0, 2] and kept.copies.tolist() == [0, 3]
+
+
+def test_the_hygiene_record_is_found_once_and_kept_beside_the_set(tmp_path):
+    files = [encode(_skimage(name).resize((256, 256)), "PNG") for name in ("astronaut", "coffee", "astronaut")]
+    calls = []
+
+    def embed(data: list[bytes]) -> np.ndarray:
+        calls.append(len(data))
+        return np.eye(3, dtype=np.float32)
+
+    record = hygiene.load_or_find(tmp_path, files, embed)
+    assert record["pairs"] == [[0, 2]] and record["dropped"] == [2]
+    assert hygiene.load_or_find(tmp_path, files, embed) == record and calls == [3]
+
+
+# ---- the duplicates threshold (model/calibrate.py) -----------------------------------------------------------------
+
+def test_album_pairs_are_every_pair_of_images_and_match_within_one_original():
+    originals = np.eye(3, dtype=np.float32)
+    copies = originals[[0, 0, 1]]
+    positives, negatives = album_pair_scores(originals, copies, np.array([0, 0, 1]))
+    assert len(positives) == 4 and len(negatives) == 15 - 4  # 6 images; 0 with its 2 copies, 1 with its copy
+    assert (positives == 1.0).all() and (negatives == 0.5).all()
+
+
+def test_duplicates_threshold_lets_through_its_rate_of_album_pairs_and_its_halves_are_spread_around_it():
+    rng = np.random.default_rng(0)
+    originals = rng.normal(size=(400, 16)).astype(np.float32)
+    originals /= np.linalg.norm(originals, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(400), 2)
+    copies = originals[labels] + 0.3 * rng.normal(size=(800, 16)).astype(np.float32)
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    threshold = calibrate.duplicates_threshold(originals, copies, labels)
+    negatives = album_pair_scores(originals, copies, labels)[1]
+    assert np.mean(negatives > threshold) <= calibrate.DUPLICATES_FPR < np.mean(negatives >= threshold - 0.01)
+    halves = calibrate.half_spread(originals, copies, labels)
+    assert len(halves) == calibrate.HALVES and min(halves) - 0.05 < threshold < max(halves) + 0.05
+
+
+def test_the_shipped_thresholds_are_the_calibrated_ones_and_duplicates_uses_them():
+    from image_similarity.core import settings
+
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
+    calibration = json.loads((ROOT / "model" / "calibration.json").read_text())
+    assert calibration["sha256"] == manifest["sha256"] and calibration["thresholds"] == manifest["thresholds"]
+    thresholds = manifest["thresholds"]
+    assert thresholds["fpr_0.01"] < thresholds["fpr_0.001"] < thresholds["duplicates"] < 1
+    assert thresholds["fpr_0.001"] == settings.DUPLICATE_THRESHOLD
+    assert thresholds["duplicates"] == settings.DUPLICATE_CERTAIN_THRESHOLD
+
+
+def test_the_docs_and_the_contract_publish_the_manifests_thresholds():
+    thresholds = json.loads((MODEL_DIR / "manifest.json").read_text())["thresholds"]
+    contract = json.loads((ROOT / "functions" / "image_similarity" / "openapi.json").read_text())["info"]["description"]
+    for text in ((ROOT / "README.md").read_text(), (ROOT / "docs" / "QUALITY.md").read_text(), contract):
+        assert all(f"**{value:.4f}**" in text for value in thresholds.values())
+
+
+def test_a_manifest_without_a_threshold_says_how_to_calibrate_it(tmp_path):
+    from image_similarity.core import settings
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"thresholds": {"fpr_0.01": 0.8, "fpr_0.001": 0.9}}))
+    assert settings._calibrated_threshold("fpr_0.001", manifest) == 0.9
+    with pytest.raises(RuntimeError, match=r"no thresholds.duplicates: run `python model/build.py --calibrate`"):
+        settings._calibrated_threshold("duplicates", manifest)

@@ -1,9 +1,10 @@
 """`make bench-quality`: build the corpus sets, run every method on validation and test, write bench/RESULTS.md.
 
-    .venv/bin/python -m bench.quality [--splits validation test]
+    .venv/bin/python -m bench.quality
 
-Thresholds are calibrated on validation and checked on test (how many unrelated test pairs they let through);
-`duplicates` is measured on the test split with planted copies (bench/quality/duplicates_bench.py).
+Both sets are measured without their same-picture originals (bench/quality/hygiene.py). Thresholds are calibrated
+on validation as model/calibrate.py calibrates the shipped ones, and checked on test (how many unrelated test pairs
+they let through); `duplicates` is measured on the test split with planted copies (bench/quality/duplicates_bench.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,15 +21,22 @@ import numpy as np
 
 from . import candidates
 from .corpus import CORPUS_DIR
-from .corpus_set import PLAN, SET_SEED, load_set, sources_of
+from .corpus_set import PLAN, SET_SEED, load_set, same_picture_record, sources_of
 from .dataset import BenchSet
 from .duplicates_bench import measure_duplicates
+from .hygiene import Kept, without
 from .methods import Method, OnnxEmbedding, PerceptualHash, TinyImage, time_networks
-from .metrics import pair_scores, summarise, threshold_at_fpr
+from .metrics import album_pair_scores, pair_scores, summarise, threshold_at_fpr
 from .report import render
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model"))
+from calibrate import DUPLICATES_FPR, duplicates_threshold
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 PERCENTILES = [1, 5, 25, 50, 75, 95, 99]
+# Complete linkage alone at the validation album threshold of these false-positive rates: the precision-recall
+# curve the default rule (mutual nearest neighbours below the 1e-5 threshold) is compared with.
+CURVE_FPRS = (1e-3, 1e-4, 1e-5, 1e-6)
 
 
 def embed(method: Method, bench: BenchSet, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -52,9 +61,12 @@ def embed(method: Method, bench: BenchSet, cache: Path | None) -> tuple[np.ndarr
     return originals, copies
 
 
-def evaluate(method: Method, bench: BenchSet, cache: Path | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
-    """All metrics of one method, overall and per transform, its score distributions; plus the copies' vectors."""
+def evaluate(method: Method, bench: BenchSet, kept: Kept, cache: Path | None = None
+             ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """All metrics of one method on the `kept` part of `bench`, overall and per transform, its score distributions;
+    plus the kept originals' and copies' vectors (embedded and cached for the whole set)."""
     originals, copies = embed(method, bench, cache)
+    originals, copies, bench = originals[kept.originals], copies[kept.copies], kept.bench
     scores = 0.5 + 0.5 * originals @ copies.T
     per_kind = {}
     for kind in sorted(set(bench.kinds.tolist())):
@@ -77,11 +89,6 @@ def evaluate(method: Method, bench: BenchSet, cache: Path | None = None) -> tupl
     return result, originals, copies
 
 
-def _scores(vectors: tuple[np.ndarray, np.ndarray], bench: BenchSet) -> tuple[np.ndarray, np.ndarray]:
-    originals, copies = vectors
-    return 0.5 + 0.5 * originals @ copies.T, bench.labels
-
-
 def transfer(positives: np.ndarray, negatives: np.ndarray, thresholds: dict[str, float]) -> dict:
     """The validation thresholds applied to another split: its false- and true-positive rates there."""
     return {name: {"threshold": t, "fpr": float(np.mean(negatives > t)), "tpr": float(np.mean(positives > t))}
@@ -100,19 +107,51 @@ def methods(workdir: Path) -> list[Method]:
     ]
 
 
+def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: dict[str, Kept],
+                       thresholds: dict[str, float], curve: bool) -> dict:
+    """`duplicates` on the test album with the validation thresholds: the default rule, the album threshold's
+    false positives on test, and (`curve`) complete linkage alone at several validation album thresholds."""
+    originals, copies = vectors["test"]
+    test = kept["test"].bench
+    out = {"default": measure_duplicates(test, originals, copies, thresholds["fpr_0.001"], thresholds["duplicates"])}
+    positives, negatives = album_pair_scores(originals, copies, test.labels)
+    above = negatives > thresholds["duplicates"]
+    out["transfer"] = {"threshold": thresholds["duplicates"], "fpr_validation": DUPLICATES_FPR,
+                       "unrelated_pairs": len(negatives), "unrelated_above": int(above.sum()),
+                       "fpr": float(above.mean()), "tpr": float(np.mean(positives > thresholds["duplicates"])),
+                       "calibrated_on_test": threshold_at_fpr(negatives, DUPLICATES_FPR)}
+    if curve:
+        val_negatives = album_pair_scores(*vectors["validation"], kept["validation"].bench.labels)[1]
+        out["curve"] = [{"fpr_validation": fpr, **measure_duplicates(test, originals, copies,
+                                                                     threshold_at_fpr(val_negatives, fpr))}
+                        for fpr in CURVE_FPRS]
+        # The same album built from validation, where the rule was chosen: the default against complete linkage
+        # alone at either of its two thresholds.
+        validation = kept["validation"].bench
+        out["validation"] = [measure_duplicates(validation, *vectors["validation"], thresholds["fpr_0.001"], certain)
+                             for certain in (thresholds["duplicates"], 0.0)]
+        out["validation"].append(measure_duplicates(validation, *vectors["validation"], thresholds["duplicates"]))
+    return out
+
+
 def run(sets: dict[str, BenchSet], found: list[Method], sources: dict[str, list[str]],
-        cache: Path | None = None) -> dict:
-    """Every method on every split ("validation" and "test"); the first method is the one the targets judge."""
+        cache: Path | None = None, dropped: dict[str, list[int]] | None = None) -> dict:
+    """Every method on every split ("validation" and "test") without its `dropped` originals (same-picture ones);
+    the first method is the one the targets judge."""
     start = time.perf_counter()
     record: dict = {"seed": SET_SEED, "splits": {}, "results": []}
+    kept = {name: without(bench, (dropped or {}).get(name, [])) for name, bench in sets.items()}
     for name, bench in sets.items():
-        record["splits"][name] = {"originals": len(bench.originals), "copies": len(bench.copies),
-                                  "sources": sorted(set(sources[name]))}
+        k = kept[name]
+        record["splits"][name] = {"originals": len(k.bench.originals), "copies": len(k.bench.copies),
+                                  "sources": sorted({sources[name][i] for i in k.originals.tolist()}),
+                                  "dropped_originals": len(bench.originals) - len(k.bench.originals),
+                                  "dropped_copies": len(bench.copies) - len(k.bench.copies)}
     for method in found:
         entry: dict = {"method": method.name, "note": method.note}
         vectors = {}
         for name, bench in sets.items():
-            result, originals, copies = evaluate(method, bench, cache)
+            result, originals, copies = evaluate(method, bench, kept[name], cache)
             entry[name] = result
             vectors[name] = (originals, copies)
             o = result["overall"]
@@ -121,17 +160,15 @@ def run(sets: dict[str, BenchSet], found: list[Method], sources: dict[str, list[
         cal = entry["validation"]["calibration"]
         thresholds = {"fpr_0.01": cal["threshold@1%"], "fpr_0.001": cal["threshold@0.1%"]}
         originals, copies = vectors["test"]
-        positives, negatives = pair_scores(0.5 + 0.5 * originals @ copies.T, sets["test"].labels)
+        positives, negatives = pair_scores(0.5 + 0.5 * originals @ copies.T, kept["test"].bench.labels)
         entry["test"]["transfer"] = transfer(positives, negatives, thresholds)
         entry["dims"] = int(copies.shape[1])
         if method is found[0] or method.name.startswith("v3"):
-            entry["duplicates"] = measure_duplicates(sets["test"], originals, copies, thresholds["fpr_0.001"])
-            # An album of N images has N^2/2 pairs: what a far stricter threshold (1 in 100,000 unrelated
-            # validation pairs, about 20 of them) would give instead.
-            strict = threshold_at_fpr(pair_scores(*_scores(vectors["validation"], sets["validation"]))[1], 1e-5)
-            entry["duplicates_strict"] = measure_duplicates(sets["test"], originals, copies, strict)
-            print(f"{method.name:40s} duplicates {entry['duplicates']} strict {entry['duplicates_strict']}",
-                  flush=True)
+            thresholds["duplicates"] = duplicates_threshold(*vectors["validation"], kept["validation"].bench.labels)
+            entry["duplicates"] = duplicates_entries(vectors, kept, thresholds, curve=method is found[0])
+            d = entry["duplicates"]["default"]
+            print(f"{method.name:40s} duplicates precision {d['precision']:.3f} recall {d['recall']:.3f} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
         record["results"].append(entry)
     networks = [m for m in found if isinstance(m, OnnxEmbedding)]
     if networks:
@@ -148,11 +185,13 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     sets = {name: load_set(name) for name in PLAN}
+    dropped = {name: same_picture_record(name, bench)["dropped"] for name, bench in sets.items()}
     for name, bench in sets.items():
-        print(f"{name}: {len(bench.originals)} originals, {len(bench.copies)} copies "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"{name}: {len(bench.originals)} originals, {len(bench.copies)} copies, {len(dropped[name])} "
+              f"same-picture originals dropped ({time.perf_counter() - start:.0f} s)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        record = run(sets, methods(Path(tmp)), {name: sources_of(name) for name in PLAN}, CORPUS_DIR / "vectors")
+        record = run(sets, methods(Path(tmp)), {name: sources_of(name) for name in PLAN}, CORPUS_DIR / "vectors",
+                     dropped)
     (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out / "RESULTS.md").write_text(render(record))
     print(f"wrote {args.out / 'RESULTS.md'} and results.json ({time.perf_counter() - start:.0f} s)")

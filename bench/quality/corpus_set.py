@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from . import hygiene
 from .corpus import CORPUS_DIR, Entry, load_corpus, split
 from .dataset import COPY_JPEG_QUALITY, BenchSet
 from .transforms import ALL_TRANSFORMS
@@ -97,6 +99,24 @@ def load_set(name: str) -> BenchSet:
             labels.append(i)
             kinds.append(k)
     return BenchSet(originals, names, copies, np.array(labels), np.array(kinds))
+
+
+def same_picture_record(name: str, bench: BenchSet) -> dict:
+    """The set's same-picture originals (bench/quality/hygiene.py), found once per set and kept beside it."""
+
+    def embed_with_v3(files: list[bytes]) -> np.ndarray:
+        from .candidates import v3  # imports the model build code (torch): only when no record is cached yet
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return v3(Path(tmp)).embed(files)
+
+    return hygiene.load_or_find(build_set(name), bench.originals, embed_with_v3)
+
+
+def load_clean_set(name: str) -> BenchSet:
+    """The set without the later original of each same-picture pair, nor its copies."""
+    bench = load_set(name)
+    return hygiene.without(bench, same_picture_record(name, bench)["dropped"]).bench
 
 
 def sources_of(name: str) -> list[str]:

@@ -3,7 +3,8 @@
 The album: every test original; for every other original (seeded), its copies are planted beside it (recaptures,
 screenshots, crops and the rest, as the test set made them). A pair is a true duplicate when both images come from
 the same original; `image_similarity.album.duplicates.find_groups` is run as `image-similarity duplicates` runs it,
-and every pair inside one of its groups counts as found.
+and every pair inside one of its groups counts as found. Per transform kind: the share of planted copies that end
+up in their original's group.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from .dataset import BenchSet
 PLANT_SEED = 1313
 
 
-def album(bench: BenchSet, originals: np.ndarray, copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(vectors, original id of each image): all originals, plus the copies of a seeded half of them."""
+def album(bench: BenchSet, originals: np.ndarray, copies: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vectors, original id of each image, transform kind of each image or "" for an original): all originals,
+    plus the copies of a seeded half of them."""
     rng = np.random.default_rng(PLANT_SEED)
     planted = rng.permutation(len(originals))[: len(originals) // 2]
     keep = np.isin(bench.labels, planted)
     vectors = np.concatenate([originals, copies[keep]]).astype(np.float32)
     ids = np.concatenate([np.arange(len(originals)), bench.labels[keep]])
-    return vectors, ids
+    kinds = np.concatenate([np.full(len(originals), ""), bench.kinds[keep]])
+    return vectors, ids, kinds
 
 
 def pair_precision_recall(groups: list[list[int]], ids: np.ndarray) -> dict[str, float]:
@@ -39,8 +42,20 @@ def pair_precision_recall(groups: list[list[int]], ids: np.ndarray) -> dict[str,
             "precision": float(correct / found) if found else 1.0, "recall": float(correct / truth) if truth else 1.0}
 
 
-def measure_duplicates(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float) -> dict:
-    vectors, ids = album(bench, originals, copies)
-    groups = [g.members for g in find_groups(vectors, threshold)]
-    return {"images": len(ids), "threshold": float(threshold), "groups": len(groups),
-            **pair_precision_recall(groups, ids)}
+def found_by_kind(groups: list[list[int]], ids: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+    """Per transform kind, the share of planted copies grouped with their own original."""
+    group_of = np.full(len(ids), -1)
+    for g, members in enumerate(groups):
+        group_of[members] = g
+    original_group = group_of[:np.count_nonzero(kinds == "")][ids]  # originals come first, in id order
+    found = (group_of >= 0) & (group_of == original_group)
+    return {kind: float(found[kinds == kind].mean()) for kind in sorted(set(kinds.tolist()) - {""})}
+
+
+def measure_duplicates(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float,
+                       certain: float = 0.0) -> dict:
+    """find_groups at `threshold` with mutual nearest neighbours required below `certain` (0: never)."""
+    vectors, ids, kinds = album(bench, originals, copies)
+    groups = [g.members for g in find_groups(vectors, threshold, certain=certain)]
+    return {"images": len(ids), "threshold": float(threshold), "certain": float(certain), "groups": len(groups),
+            **pair_precision_recall(groups, ids), "found_by_kind": found_by_kind(groups, ids, kinds)}

@@ -34,6 +34,31 @@ def test_a_strong_pair_is_not_split_by_an_image_with_more_matches():
         assert (0.5 + 0.5 * cos).min() >= score(21) - 1e-6  # every two members match: no chaining
 
 
+def test_below_the_certain_threshold_a_pair_needs_mutual_nearest_neighbours():
+    """P matches A, B and C (15-20 degrees), but A, B and C are far closer to each other: for C, P is only the third
+    best match. Below `certain` that pair does not count, so P stays out; above it, every match counts."""
+    #                         A  B  C  P
+    vectors = unit_vectors([0, 3, 5, 20])
+    assert [g.members for g in find_groups(vectors, threshold=score(25), certain=1.0)] == [[0, 1, 2]]
+    assert [g.members for g in find_groups(vectors, threshold=score(25), certain=score(25))] == [[0, 1, 2, 3]]
+
+
+def test_mutual_neighbours_are_read_from_the_pairs_alone():
+    from image_similarity.album.duplicates import _mutual_neighbours, similar_pairs
+    from image_similarity.core.settings import DUPLICATE_NEIGHBOURS
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(60, 4)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    first, second, scores = similar_pairs(vectors, 0.7)
+    cos = vectors @ vectors.T
+    np.fill_diagonal(cos, -np.inf)
+    nearest = np.argsort(-cos, axis=1)[:, :DUPLICATE_NEIGHBOURS]
+    expected = [j in nearest[i] and i in nearest[j] for i, j in zip(first.tolist(), second.tolist(), strict=True)]
+    assert len(first) > 10 and any(expected) and not all(expected)
+    assert _mutual_neighbours(len(vectors), first, second, scores).tolist() == expected
+
+
 def test_byte_identical_files_are_grouped_whatever_their_vectors():
     """Hash first: the same bytes are the same picture even if a backend answered slightly differently."""
     vectors = unit_vectors([0, 90, 180])

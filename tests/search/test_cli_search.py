@@ -1,4 +1,5 @@
-"""`image-similarity index` and `search`, locally (the local store in IMAGE_SIMILARITY_DATA_DIR) and with --remote."""
+"""`image-similarity index`, `search` and `duplicates --against-collection`, locally (the local store in
+IMAGE_SIMILARITY_DATA_DIR) and with --remote."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from helpers import encode
 from image_similarity.adapters import cli
 from image_similarity.adapters.local_server import API_PATH
 from image_similarity.adapters.wsgi import ServiceApp
+from image_similarity.core.settings import DUPLICATE_THRESHOLD
 from image_similarity.search.api import CollectionRoutes
 from image_similarity.search.local_store import LocalStore
+from PIL import Image
 
 
 @pytest.fixture
@@ -107,5 +110,112 @@ def test_remote_index_and_search_go_through_the_api(service, tmp_path, folder, c
         capsys.readouterr()
         assert cli.main(["search", coffee, "--collection", "remote", "--remote", url, "-k", "1"]) == 0
         assert lines(capsys.readouterr().out)[0]["matches"][0]["id"] == coffee
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def new_photos(tmp_path, photos):
+    """New photos: a smaller, recompressed copy of a photo in the collection, and one the collection lacks."""
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "cat-copy.jpg").write_bytes(encode(Image.fromarray(photos["chelsea"]).resize((300, 200)), "JPEG",
+                                              quality=70))
+    (new / "rocket.jpg").write_bytes(encode(photos["rocket"], "JPEG", quality=90))
+    return new
+
+
+def test_duplicates_against_a_collection_lists_each_new_photo_with_its_matches(local_cli, folder, new_photos,
+                                                                               capsys, tmp_path, service):
+    local_cli(["index", str(folder / "trip"), "--collection", "library"])
+    capsys.readouterr()
+    out = tmp_path / "matches.json"
+    assert local_cli(["duplicates", str(new_photos), "--against-collection", "library", "--json", str(out)]) == 0
+    printed, summary = capsys.readouterr()
+    document = json.loads(out.read_text())
+    (photo,) = document["photos"]  # the rocket matches nothing in the collection
+    assert photo["image"] == str(new_photos / "cat-copy.jpg")
+    assert [m["id"] for m in photo["matches"]] == [str(folder / "trip" / "chelsea.jpg")]
+    assert photo["matches"][0]["similarity"] >= document["threshold"] == DUPLICATE_THRESHOLD
+    assert document["model_version"] == service.model_version and document["against_collection"] == "library"
+    assert (document["scanned"], document["embedded"], document["skipped"]) == (2, 2, [])
+    assert photo["image"] in printed and str(folder / "trip" / "chelsea.jpg") in printed
+    assert "1 photo matches collection library (3 items)" in summary
+
+
+def test_duplicates_against_a_collection_takes_the_threshold_and_writes_json_to_stdout(local_cli, folder,
+                                                                                       new_photos, capsys):
+    local_cli(["index", str(folder / "trip"), "--collection", "library"])
+    capsys.readouterr()
+    assert local_cli(["duplicates", str(new_photos), "--against-collection", "library", "--json", "-",
+                      "--threshold", "0.5"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    cat, rocket = document["photos"]  # sorted by path
+    assert (cat["image"], rocket["image"]) == (str(new_photos / "cat-copy.jpg"), str(new_photos / "rocket.jpg"))
+    assert all(m["similarity"] >= 0.5 for p in document["photos"] for m in p["matches"])
+    assert len(cat["matches"]) == 3  # every item at or above 0.5, best first
+    scores = [m["similarity"] for m in cat["matches"]]
+    assert scores == sorted(scores, reverse=True) and cat["matches"][0]["id"].endswith("chelsea.jpg")
+
+
+def test_an_image_already_in_the_collection_is_not_its_own_duplicate(local_cli, folder, new_photos, capsys):
+    local_cli(["index", str(folder / "trip"), str(new_photos / "cat-copy.jpg"), "--collection", "library"])
+    capsys.readouterr()
+    assert local_cli(["duplicates", str(folder / "trip"), str(new_photos), "--against-collection", "library",
+                      "--json", "-"]) == 0
+    found = {p["image"]: [m["id"] for m in p["matches"]] for p in json.loads(capsys.readouterr().out)["photos"]}
+    cat, copy = str(folder / "trip" / "chelsea.jpg"), str(new_photos / "cat-copy.jpg")
+    assert found == {cat: [copy], copy: [cat]}  # each finds the other, neither itself; the rest match nothing
+
+
+def test_duplicates_against_a_missing_collection_stops_before_embedding(local_cli, new_photos, capsys, service,
+                                                                        monkeypatch):
+    embedded = []
+    monkeypatch.setattr(service.embedder, "embed", lambda batch: embedded.append(len(batch)))
+    with pytest.raises(SystemExit) as stop:
+        local_cli(["duplicates", str(new_photos), "--against-collection", "nothing-here"])
+    assert stop.value.code == 2 and "no collection named nothing-here" in capsys.readouterr().err
+    assert embedded == []
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--html", "report.html"], "--against, --html and --move-to go with folders"),
+    (["--move-to", "aside"], "--against, --html and --move-to go with folders"),
+    (["--against", "."], "--against, --html and --move-to go with folders"),
+])
+def test_duplicates_against_a_collection_refuses_the_folder_only_options(local_cli, new_photos, extra, words,
+                                                                         capsys):
+    with pytest.raises(SystemExit) as stop:
+        local_cli(["duplicates", str(new_photos), "--against-collection", "library", *extra])
+    assert stop.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_duplicates_against_a_collection_with_a_bad_name_is_a_usage_error(local_cli, new_photos, capsys):
+    with pytest.raises(SystemExit) as stop:
+        local_cli(["duplicates", str(new_photos), "--against-collection", "Bad_Name"])
+    assert stop.value.code == 2 and "invalid collection name" in capsys.readouterr().err
+
+
+def test_remote_duplicates_against_a_collection_go_through_the_api(service, tmp_path, folder, new_photos, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    routes = CollectionRoutes(service, LocalStore(tmp_path / "server-data"))
+    server = waitress.server.create_server(ServiceApp(service, API_PATH, collections=lambda: routes),
+                                           host="127.0.0.1", port=0)
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{server.effective_port}{API_PATH}"
+    try:
+        assert cli.main(["index", str(folder / "trip"), "--collection", "remote", "--remote", url]) == 0
+        capsys.readouterr()
+        assert cli.main(["duplicates", str(new_photos), "--against-collection", "remote", "--remote", url,
+                         "--json", "-"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        (photo,) = document["photos"]
+        assert photo["image"] == str(new_photos / "cat-copy.jpg")
+        assert [m["id"] for m in photo["matches"]] == [str(folder / "trip" / "chelsea.jpg")]
+        assert document["model_version"] == service.model_version
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["duplicates", str(new_photos), "--against-collection", "absent", "--remote", url])
+        assert stop.value.code == 2 and "404" in capsys.readouterr().err
     finally:
         server.close()

@@ -1,10 +1,11 @@
-"""`search.duplicates.similar_pairs_indexed`: the exact search's pairs, in its order and scores, found cell by cell."""
+"""`album.duplicates.similar_pairs_indexed`: the exact search's pairs, in its order and scores, found cell by cell;
+and the album's grouping uses it from `EXACT_BELOW` images."""
 
 from __future__ import annotations
 
 import numpy as np
-from image_similarity.album.duplicates import similar_pairs
-from image_similarity.search.duplicates import similar_pairs_indexed
+from image_similarity.album import duplicates
+from image_similarity.album.duplicates import find_groups, similar_pairs, similar_pairs_indexed
 from search_helpers import unit_rows
 
 
@@ -16,13 +17,35 @@ def album(n: int = 3000) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+def scenes(n: int = 4000, count: int = 100, spread: float = 0.75) -> np.ndarray:
+    """Photos of `count` scenes, close enough within a scene that many pairs straddle two k-means cells."""
+    rng = np.random.default_rng(4)
+    centres = unit_rows(count, seed=6)
+    rows = centres[rng.integers(0, count, n)] + spread * unit_rows(n, seed=7)
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def pair_set(found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[tuple[int, int]]:
+    return set(zip(found[0].tolist(), found[1].tolist(), strict=True))
+
+
 def test_finds_the_planted_copies_with_the_exact_searchs_scores_and_order():
     vectors = album()
     exact = similar_pairs(vectors, 0.9)
     indexed = similar_pairs_indexed(vectors, 0.9, exact_below=0)
     assert len(exact[0]) == 299
     for got, want in zip(indexed, exact, strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6)
+        np.testing.assert_array_equal(got, want)  # one decision (_decided) for both searches: identical scores
+
+
+def test_probing_the_bordering_cells_finds_the_pairs_that_straddle_two_cells():
+    vectors = scenes()
+    exact = pair_set(similar_pairs(vectors, 0.8))
+    own_cell_only = pair_set(similar_pairs_indexed(vectors, 0.8, exact_below=0, vectors_per_cell=50, margin=0.0))
+    bordering = pair_set(similar_pairs_indexed(vectors, 0.8, exact_below=0, vectors_per_cell=50))
+    assert len(exact) > 50_000
+    assert own_cell_only < exact and len(exact - own_cell_only) > 0.01 * len(exact)  # the border pairs exist
+    assert bordering == exact
 
 
 def test_small_inputs_take_the_exact_search():
@@ -31,6 +54,26 @@ def test_small_inputs_take_the_exact_search():
         np.testing.assert_array_equal(got, want)
 
 
+def test_images_so_alike_that_they_probe_most_cells_take_the_exact_search(monkeypatch):
+    vectors = np.ones((3000, 512), np.float32) + 0.01 * unit_rows(3000, seed=8)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    calls = []
+    monkeypatch.setattr(duplicates, "similar_pairs", lambda *args: calls.append(args) or similar_pairs(*args))
+    first, _, _ = similar_pairs_indexed(vectors, 0.9, exact_below=0)
+    assert len(calls) == 1 and len(first) == 3000 * 2999 // 2
+
+
 def test_no_pairs_above_the_threshold_is_three_empty_arrays():
     first, second, scores = similar_pairs_indexed(unit_rows(1000, seed=5), 0.95, exact_below=0)
     assert len(first) == len(second) == len(scores) == 0
+
+
+def test_grouping_uses_the_indexed_search_from_exact_below(monkeypatch):
+    vectors = album()
+    exact_groups = find_groups(vectors, 0.9)
+    probed = []
+    cells = duplicates._cells
+    monkeypatch.setattr(duplicates, "_cells", lambda *args: probed.append(args) or cells(*args))
+    monkeypatch.setattr(duplicates, "EXACT_BELOW", 1000)
+    assert find_groups(vectors, 0.9) == exact_groups and len(exact_groups) == 299
+    assert len(probed) == 1

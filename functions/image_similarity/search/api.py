@@ -243,7 +243,13 @@ def _rules() -> dict[str, Any]:
         "metadata_bytes": doc["schemas"]["ItemMetadata"]["x-max-bytes"],
         "search_defaults": {key: doc["schemas"]["SearchRequest"]["properties"][key]["default"]
                             for key in ("k", "min_similarity")},
+        "k_max": doc["schemas"]["SearchRequest"]["properties"]["k"]["maximum"],
     }
+
+
+def most_matches() -> int:
+    """The largest k a search takes (the contract's)."""
+    return _rules()["k_max"]
 
 
 def check_name(name: str) -> None:

@@ -1,5 +1,6 @@
 """`image-similarity duplicates`: group an album's duplicates (or new photos against a library), suggest the copy
-to keep, write the JSON result and an HTML report, and optionally move the other copies aside."""
+to keep, write the JSON result and an HTML report, and optionally move the other copies aside. Against a collection
+(`--against-collection`, local or `--remote`): each new photo with the collection's items that match it."""
 
 from __future__ import annotations
 
@@ -9,18 +10,24 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tqdm import tqdm
+
 from image_similarity.adapters.cli.common import add_bulk_options, inputs, open_embedding, threshold
+from image_similarity.adapters.cli.search import Collection, embeddings
 from image_similarity.album.duplicate_finder import DuplicateResult, find_duplicates
 from image_similarity.album.duplicate_report import write_report
 from image_similarity.album.image_files import AlbumInputError
 from image_similarity.album.keep import DEFAULT_KEEP, KEEP_RULES
 from image_similarity.album.moves import apply_moves, default_log_path, plan_moves
 from image_similarity.core.settings import DUPLICATE_THRESHOLD
+from image_similarity.search.api import check_name, most_matches
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
     if (args.dry_run or args.log) and not args.move_to:
         raise AlbumInputError("--dry-run and --log go with --move-to DIR")
+    if args.against_collection is not None:
+        return _against_collection(args)
     locations = inputs(args.folders)
     json_out, html_out = _outputs(args)  # checked before any work: an hour of embedding is not lost to a typo
     embedding = open_embedding(args)
@@ -44,18 +51,68 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     return status
 
 
+def _against_collection(args: argparse.Namespace) -> int:
+    """Each photo of DIR that matches items of the collection, with those items (up to the API's k), best first."""
+    if args.against or args.html or args.move_to:
+        raise AlbumInputError("--against-collection writes the matches (--json); --against, --html and --move-to go "
+                              "with folders and libraries")
+    check_name(args.against_collection)
+    _check_output_names(args)
+    json_out = args.json
+    locations = inputs(args.folders)
+    outcomes, version = embeddings(args, locations, persistent_cache=True)
+    collection = Collection(args.against_collection, args, version)
+    info = collection.describe()  # a missing collection stops here, before any photo is embedded
+    skipped, photos = [], []
+    for outcome in tqdm(outcomes, total=len(locations), unit="img", disable=None, file=sys.stderr):
+        if outcome.vector is None:
+            skipped.append({"path": outcome.location, "reason": outcome.error})
+            continue
+        # `index` names items by their location: an image already in the collection is not its own duplicate.
+        matches = [m for m in collection.search(outcome.vector, most_matches(), args.threshold)
+                   if m["id"] != outcome.location]
+        if matches:
+            photos.append({"image": outcome.location, "matches": matches})
+    photos.sort(key=lambda photo: photo["image"])  # embedded in parallel: finished in any order
+    if json_out != "-":
+        for photo in photos:
+            print(photo["image"])
+            for match in photo["matches"]:
+                print(f"      {match['similarity']:.4f}  {match['id']}")
+            print()
+    document = {"model_version": info["model_version"], "threshold": args.threshold,
+                "against_collection": collection.name, "scanned": len(locations),
+                "embedded": len(locations) - len(skipped), "skipped": skipped, "photos": photos}
+    if json_out == "-":
+        sys.stdout.write(json.dumps(document, indent=1) + "\n")
+    elif json_out:
+        Path(json_out).write_text(json.dumps(document, indent=1) + "\n")
+    print(f"{len(locations)} files scanned, {len(locations) - len(skipped)} embedded, {len(skipped)} skipped; "
+          f"{len(photos)} photo{'' if len(photos) == 1 else 's'} match{'es' if len(photos) == 1 else ''} "
+          f"collection {collection.name} "
+          f"({info['count']} items)", file=sys.stderr)
+    for photo in skipped:
+        print(f"skipped {photo['path']}: {photo['reason']}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
 def _outputs(args: argparse.Namespace) -> tuple[str | None, Path]:
     """The JSON destination (`-` is stdout) and the report: --html, else beside the JSON, else in a new temp folder."""
-    for name in (args.json, args.html):
-        if name and name != "-" and not Path(name).parent.is_dir():
-            raise AlbumInputError(f"{name}: the folder {Path(name).parent} does not exist")
-        if name and Path(name).is_dir():
-            raise AlbumInputError(f"{name} is a folder: name a file to write")
+    _check_output_names(args)
     if args.html:
         return args.json, Path(args.html)
     if args.json and args.json != "-":
         return args.json, Path(args.json).with_suffix(".html")
     return args.json, Path(tempfile.mkdtemp(prefix="image-similarity-")) / "duplicates.html"
+
+
+def _check_output_names(args: argparse.Namespace) -> None:
+    """Before any work: an hour of embedding is not lost to a typo in an output name."""
+    for name in (args.json, args.html):
+        if name and name != "-" and not Path(name).parent.is_dir():
+            raise AlbumInputError(f"{name}: the folder {Path(name).parent} does not exist")
+        if name and Path(name).is_dir():
+            raise AlbumInputError(f"{name} is a folder: name a file to write")
 
 
 def _print_groups(result: DuplicateResult) -> None:
@@ -92,7 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dups.add_argument("folders", nargs="+", metavar="DIR",
                       help="folders (walked recursively), image files, or - to read names from stdin")
     dups.add_argument("--threshold", type=threshold, default=DUPLICATE_THRESHOLD,
-                      help="similarity from which two images are duplicates (default %(default)s)")
+                      help="similarity from which two images may be duplicates: below the model's album threshold "
+                           "only when each is among the other's best matches (default %(default)s)")
     dups.add_argument("--keep", choices=KEEP_RULES, default=DEFAULT_KEEP,
                       help="which copy of a group to keep: largest = most pixels, then least compressed, then oldest; "
                            "oldest / newest by EXIF date, else file time; path-order = first path (default "
@@ -100,6 +158,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     dups.add_argument("--against", metavar="LIBRARY",
                       help="report only images of DIR that match this library: a folder, or a vectors file from "
                            "`embed --out` (default: find duplicates within DIR)")
+    dups.add_argument("--against-collection", metavar="NAME",
+                      help="report each image of DIR that matches items of this collection (`image-similarity "
+                           "index`), with those items; with --remote, the deployed API's collection (default: find "
+                           "duplicates within DIR)")
     dups.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT, - for stdout "
                                                     "(default: none)")
     dups.add_argument("--html", metavar="FILE",

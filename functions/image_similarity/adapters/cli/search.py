@@ -20,15 +20,15 @@ from image_similarity.adapters.cli.common import add_bulk_options, open_backend,
 from image_similarity.album.bulk_embed import Embedded, default_workers, iter_embeddings
 from image_similarity.album.image_files import find_images
 from image_similarity.client import MAX_ITEMS_PER_ADD, ImageSimilarityClient
-from image_similarity.search.api import check_name
+from image_similarity.search.api import check_name, most_matches
 from image_similarity.search.store import Match
 
 
 class Collection:
     """One collection, in the local store or behind the deployed API: add and search vectors."""
 
-    def __init__(self, args: argparse.Namespace, model_version: str | None):
-        self.name = args.collection
+    def __init__(self, name: str, args: argparse.Namespace, model_version: str | None):
+        self.name = name
         self.model_version = model_version
         if args.remote:
             self.client = ImageSimilarityClient(args.remote, iam=args.iam)
@@ -38,6 +38,13 @@ class Collection:
 
             self.client = None
             self.store = LocalStore(default_data_dir())
+
+    def describe(self) -> dict:
+        """`{"name", "count", "model_version"}`; a missing collection is a 404 (the store's, or the API's)."""
+        if self.client:
+            return self.client.collection(self.name)
+        info = self.store.describe(self.name)
+        return {"name": info.name, "count": info.count, "model_version": info.model_version}
 
     def add(self, ids: list[str], vectors: np.ndarray) -> None:
         if self.client:
@@ -65,7 +72,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     check_name(args.collection)  # before any work: a bad name must not cost a folder's embedding
     locations = find_images(args.folders)
     outcomes, version = embeddings(args, locations, persistent_cache=True)
-    collection = Collection(args, version)
+    collection = Collection(args.collection, args, version)
     ids: list[str] = []
     rows: list[np.ndarray] = []
     added = failed = 0
@@ -92,7 +99,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     check_name(args.collection)
     outcomes, version = embeddings(args, find_images(args.images), persistent_cache=bool(args.cache))
-    collection = Collection(args, version)
+    collection = Collection(args.collection, args, version)
     failed = 0
     for outcome in outcomes:
         if outcome.vector is None:
@@ -106,8 +113,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def k_value(text: str) -> int:
     value = int(text)
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError("k is between 1 and 100")
+    if not 1 <= value <= most_matches():
+        raise argparse.ArgumentTypeError(f"k is between 1 and {most_matches()}")
     return value
 
 
