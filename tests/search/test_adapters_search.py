@@ -63,6 +63,24 @@ def test_request_logs_name_the_route_not_the_item(local_server, captured):
     assert "été" not in json.dumps(lines) and "albums" not in json.dumps(lines)
 
 
+class FailingStore(LocalStore):
+    def search(self, *args, **kwargs):
+        raise OSError("disk gone under s3://secret-bucket/albums/photo.jpg")
+
+
+def test_a_store_fault_is_a_500_whose_traceback_is_on_the_request_line_scrubbed(monkeypatch, service, tmp_path,
+                                                                              captured):
+    monkeypatch.setattr(lambda_handler, "default_service", lambda: service)
+    monkeypatch.setattr(lambda_handler, "default_routes", lambda: CollectionRoutes(service, FailingStore(tmp_path)))
+    answer = lambda_handler.handler(proxy_event("POST", "/collections/{name}/search", {"name": "photos"},
+                                                {"vector": unit_rows(1)[0].tolist()}))
+    assert answer["statusCode"] == 500 and "disk gone" not in answer["body"]
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    assert len(lines) == 1 and lines[0]["status"] == 500 and lines[0]["path"] == "/collections/{name}/search"
+    assert "OSError: disk gone under s3://secret-bucket/" in lines[0]["traceback"]
+    assert "albums" not in captured.getvalue() and "photo.jpg" not in captured.getvalue()
+
+
 def proxy_event(method: str, resource: str, parameters: dict, body=None) -> dict:
     path = resource
     for key, value in parameters.items():

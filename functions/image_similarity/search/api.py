@@ -14,9 +14,9 @@ from the document too. Images go through the same source and embedder as `POST /
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,7 +30,6 @@ from image_similarity.core.service import ImageSimilarityService, Response
 from image_similarity.core.settings import MAX_BODY_BYTES
 from image_similarity.search.store import CollectionStore
 
-log = logging.getLogger(__name__)
 PREFIX = "/collections/"
 IMAGE_FIELDS = ("url", "img", "vector")
 # Images embedded per model call while adding many (the CLI's batch size).
@@ -81,9 +80,10 @@ class CollectionRoutes:
             return Response(200, self._answer(method, route, body))
         except RequestError as exc:
             return Response(exc.status, {"message": exc.message})
-        except Exception:  # a fault of ours (store, model): log it, tell the client nothing internal
-            log.exception("collection request failed")
-            return Response(500, {"message": "internal error: the service could not process the request"})
+        except Exception:  # a fault of ours (store, model): tell the client nothing internal
+            # The traceback rides on the request's one log line, scrubbed there like every 500's (core.request_log).
+            return Response(500, {"message": "internal error: the service could not process the request"},
+                            {"traceback": traceback.format_exc()})
 
     def _answer(self, method: str, route: Route, body: bytes | str | None) -> dict[str, Any]:
         allowed = METHODS.get(route.template)
