@@ -140,5 +140,15 @@ def test_dockerfile_cmd_names_an_importable_handler():
 def test_container_installs_only_the_service_requirements():
     lines = (FUNCTIONS / "requirements.txt").read_text().lower().splitlines()
     packages = {line.split("==")[0] for line in lines if line and not line.startswith("#")}
-    assert packages.isdisjoint({"torch", "opencv-python", "opencv-python-headless", "tensorflow"})
+    assert packages.isdisjoint({"torch", "opencv-python", "opencv-python-headless", "tensorflow", "faiss-cpu"})
     assert "COPY requirements.txt" in (FUNCTIONS / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize("module", ["lambda_handler", "batch_lambda", "sagemaker_server", "explorer_lambda"])
+def test_the_images_entry_points_import_without_the_local_stores_index(module):
+    """FAISS serves the local collection store and the CLI only (functions/requirements-cli.txt): no entry point of
+    the image may need it."""
+    code = ("import sys; sys.modules['faiss'] = None; "
+            f"import image_similarity.adapters.{module}; print('faiss' in sys.modules and sys.modules['faiss'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "None", done.stderr
