@@ -26,8 +26,9 @@ class ModelInfo:
     input_size: int
     output_name: str
     dim: int
-    # Similarity above which two images are the same picture at 1 % / 0.1 % false positives ({"fpr_0.01": s1,
-    # "fpr_0.001": s2}), calibrated for this model file on held-out images (model/calibrate.py).
+    # Similarities above which two images are the same picture at 1 % / 0.1 % false positives and, for albums, at
+    # 1 in 100,000 pairs ({"fpr_0.01", "fpr_0.001", "duplicates"}), calibrated for this model file on held-out
+    # images (model/calibrate.py); GET /ping publishes them all.
     thresholds: dict[str, float]
 
     @classmethod

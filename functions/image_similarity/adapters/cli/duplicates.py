@@ -83,10 +83,11 @@ def _against_collection(args: argparse.Namespace) -> int:
     document = {"model_version": info["model_version"], "threshold": args.threshold,
                 "against_collection": collection.name, "scanned": len(locations),
                 "embedded": len(locations) - len(skipped), "skipped": skipped, "photos": photos}
+    text = json.dumps(document, indent=1) + "\n"
     if json_out == "-":
-        sys.stdout.write(json.dumps(document, indent=1) + "\n")
+        sys.stdout.write(text)
     elif json_out:
-        Path(json_out).write_text(json.dumps(document, indent=1) + "\n")
+        Path(json_out).write_text(text)
     print(f"{len(locations)} files scanned, {len(locations) - len(skipped)} embedded, {len(skipped)} skipped; "
           f"{len(photos)} photo{'' if len(photos) == 1 else 's'} match{'es' if len(photos) == 1 else ''} "
           f"collection {collection.name} "
