@@ -35,13 +35,13 @@ from build import HEAD_WEIGHTS, export, load_backbone
 from copydetect import EMBEDDING_DIM, FROZEN_STAGES, CopyHead, FrozenTrunk
 from image_similarity.core.images import centre_square, to_model_input
 
-from bench.quality.corpus import CORPUS_DIR, load_corpus, split
+from bench.quality.corpus import CORPUS_DIR, corpus_key, load_corpus, split
 from bench.quality.corpus_set import load_set
 from bench.quality.metrics import summarise
 from bench.quality.transforms import ALL_TRANSFORMS, HARD_TRANSFORMS, jpeg
 
 TRAIN_SEED = 1301
-N_TRAIN = 1758  # all the train originals
+N_TRAIN = 2516  # all the train originals
 AUG_VIEWS = 2  # per stream
 VIEW_STREAMS = 2  # 1 clean + 4 copies per image
 SIZE = 224
@@ -52,7 +52,7 @@ COPIES_PER_STEP = 2  # of an image's 4 copies, drawn afresh each epoch (model/MO
 TEMPERATURE = 0.05
 LEARNING_RATE = 5e-4  # cosine-decayed to 0 over the run
 PROJECTION_LR_SCALE = 1.0  # 4 (the projection at 2e-3) measured the same: 0.7279 against 0.7284 (model/MODEL_CARD.md)
-WORK = CORPUS_DIR / "train"
+WORK = CORPUS_DIR / "train" / corpus_key()[:12]  # the views are of this package list's train split
 FEATURES = WORK / f"stage{FROZEN_STAGES}"  # the trunk and its outputs: they depend on where the trunk ends
 
 

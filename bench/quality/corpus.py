@@ -64,6 +64,9 @@ PACKAGES: tuple[Package, ...] = (
             "GPL-2+", (GAMES + "wesnoth/1.16/",)),
     Package("extremetuxracer-data", "0.8.2-1", "train", "terrain and sky textures", "GPL-2+",
             (GAMES + "etr/",)),
+    # train: photographs among documentation figures (the other train sources hold none; users upload photos)
+    Package("opencv-doc", "4.6.0+dfsg-12", "train", "documentation figures: photographs, algorithm outputs, diagrams",
+            "Apache-2.0 AND BSD-3-Clause (Debian removed the non-free test photos)", ("usr/share/doc/opencv-doc/",)),
     # validation: astronomical photographs and sky-culture artwork, software screenshots, objects on plain backgrounds
     Package("stellarium-data", "0.22.2-1", "validation", "astronomical photographs, sky-culture artwork, textures",
             "GPL-2+ (nebula images: per-file credits in the package)", ("usr/share/stellarium/",)),
@@ -198,10 +201,15 @@ def manifest_path() -> Path:
     return CORPUS_DIR / "corpus.json"
 
 
+def corpus_key() -> str:
+    """Names the package list: a cache derived from the corpus's entries is valid for this key only."""
+    return hashlib.sha256(repr(PACKAGES).encode()).hexdigest()
+
+
 def load_corpus() -> list[Entry]:
     """The corpus, built on first use (about 10 minutes: downloads, then one pHash per file)."""
     path = manifest_path()
-    key = hashlib.sha256(repr(PACKAGES).encode()).hexdigest()
+    key = corpus_key()
     if path.exists():
         record = json.loads(path.read_text())
         if record["key"] == key:
