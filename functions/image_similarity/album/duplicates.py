@@ -1,5 +1,5 @@
-"""Near-duplicate groups: byte-identical files first, then the pairs scoring at or above the threshold, then
-complete-linkage grouping, strongest pairs first.
+"""Near-duplicate groups: byte-identical files first, then the pairs scoring at or above the threshold that stand
+out from their pictures' backgrounds (`find_groups`), then complete-linkage grouping, strongest pairs first.
 
 The pairs are one rule with two searches, both deciding each candidate with the one score (core.score, float64):
 - exact (`similar_pairs`): one block of rows times the rest of the matrix at a time (upper triangle only), so memory
@@ -11,6 +11,8 @@ The pairs are one rule with two searches, both deciding each candidate with the 
   cells, one on a border asks every cell it borders. A pair is missed only when neither image's cell is among the
   other's probed cells; bench/SEARCH.md counts the pairs it misses against the exact search (and the planted
   near-copies) on 100,000 vectors at two thresholds, and times both.
+Each picture's background (`pairs_and_background`) comes from the same products: full rows on the exact path (twice
+its products), the probed cells on the indexed one (an estimate, at most the true value).
 """
 
 from __future__ import annotations
