@@ -41,6 +41,10 @@ DUPLICATE_MARGIN = _calibrated_threshold("duplicates_margin")
 # The tenth best, not the first few: a picture's own copies (a group of up to about nine) must not raise its
 # background and so hide each other; rank 5 did slightly better on the validation album, whose groups have three.
 DUPLICATE_BACKGROUND_RANK = 10
+# `duplicates --against LIBRARY` / `--against-collection`: each new photo against every item, with no album of its
+# own to stand out from, so no margin; they keep the 0.1 % threshold they had (at 1 %, an unrelated photo would meet
+# about 100 false matches in a library of 10,000).
+LIBRARY_MATCH_THRESHOLD = _calibrated_threshold("fpr_0.001")
 
 
 def cpu_count() -> int:
