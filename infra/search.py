@@ -28,7 +28,8 @@ from infra.function_logs import function_role_and_logs
 from infra.lambda_backend import FUNCTION_TIMEOUT
 from infra.service import S3ReadAccess, ServiceProps, service_image
 
-# Read by image_similarity.search.s3vectors_store (VECTOR_BUCKET_ENV); the infra does not import the service.
+# Read by image_similarity.search.stores, which keeps both texts too (the infra does not import the service; a test
+# compares them).
 VECTOR_BUCKET_ENV = "IMAGE_SEARCH_VECTOR_BUCKET"
 # The one tag the store writes, on CreateIndex: the collection's model version (s3vectors_store.MODEL_VERSION_TAG).
 MODEL_VERSION_TAG = "image-similarity:model-version"

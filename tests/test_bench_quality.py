@@ -12,12 +12,12 @@ import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
 from bench.quality import corpus, hygiene
-from bench.quality.__main__ import run
+from bench.quality.__main__ import CURVE_MARGINS, run
 from bench.quality.corpus_set import choose, kinds_for
 from bench.quality.dataset import BenchSet, encode, generate
-from bench.quality.duplicates_bench import found_by_kind, pair_precision_recall
+from bench.quality.duplicates_bench import found_by_kind, measure_duplicates, pair_precision_recall
 from bench.quality.methods import OnnxEmbedding, PerceptualHash, TinyImage
-from bench.quality.metrics import album_pair_scores, mean_average_precision, summarise, threshold_at_fpr, top1
+from bench.quality.metrics import mean_average_precision, summarise, threshold_at_fpr, top1
 from bench.quality.report import render
 from bench.quality.sources import SOURCES, load_rgb
 from bench.quality.transforms import ALL_TRANSFORMS, HARD_TRANSFORMS, crop_hard
@@ -141,12 +141,15 @@ def test_split_report_runs_end_to_end_on_a_tiny_corpus(small_bench):
     assert record["splits"]["test"] | {"sources": []} == {"originals": 3, "copies": 6, "sources": [],
                                                            "dropped_originals": 1, "dropped_copies": 2}
     duplicates = record["results"][0]["duplicates"]
-    assert duplicates["default"]["images"] == 3 + 2 and duplicates["transfer"]["unrelated_pairs"] == 36 - 9
-    assert [c["fpr_validation"] for c in duplicates["curve"]] == [1e-3, 1e-4, 1e-5, 1e-6]
-    assert [d["images"] for d in duplicates["validation"]] == [5 + 4] * 3  # 5 originals, the copies of 2
+    assert duplicates["default"]["images"] == 3 + 2 and duplicates["calibration"]["images"] == 5 + 4
+    assert duplicates["default"]["margin"] == duplicates["calibration"]["margin"] in calibrate.MARGIN_GRID
+    assert duplicates["calibrated_on_test"] in calibrate.MARGIN_GRID
+    assert [c["margin"] for c in duplicates["curve"]] == list(CURVE_MARGINS)
+    assert [d["images"] for d in duplicates["validation"]] == [5 + 4] * len(CURVE_MARGINS)  # 5 originals, 2 copied
     text = render(record)
     assert "## Test split: all methods" in text and "## Validation split: all methods" in text
     assert "duplicates pair precision" in text and "threshold (1 % on val)" in text
+    assert f"standing out by {duplicates['default']['margin']:.3f}" in text and "margin 0.120" in text
     transfer = record["results"][0]["test"]["transfer"]["fpr_0.01"]
     assert 0 <= transfer["fpr"] <= 1 and transfer["threshold"] == record["results"][0]["validation"]["calibration"][
         "threshold@1%"]
@@ -210,28 +213,36 @@ def test_the_hygiene_record_is_found_once_and_kept_beside_the_set(tmp_path):
     assert hygiene.load_or_find(tmp_path, files, embed) == record and calls == [3]
 
 
-# ---- the duplicates threshold (model/calibrate.py) -----------------------------------------------------------------
+# ---- the duplicates margin (model/calibrate.py) ---------------------------------------------------------------------
 
-def test_album_pairs_are_every_pair_of_images_and_match_within_one_original():
-    originals = np.eye(3, dtype=np.float32)
-    copies = originals[[0, 0, 1]]
-    positives, negatives = album_pair_scores(originals, copies, np.array([0, 0, 1]))
-    assert len(positives) == 4 and len(negatives) == 15 - 4  # 6 images; 0 with its 2 copies, 1 with its copy
-    assert (positives == 1.0).all() and (negatives == 0.5).all()
-
-
-def test_duplicates_threshold_lets_through_its_rate_of_album_pairs_and_its_halves_are_spread_around_it():
+def crowded_album_set() -> tuple[BenchSet, np.ndarray, np.ndarray]:
+    """200 unrelated originals and a crowd of 60 look-alikes (0.95 with each other), two copies of each original
+    (about 0.95 with it): at margin 0 the look-alikes fill the groups, a margin keeps only the copies."""
     rng = np.random.default_rng(0)
-    originals = rng.normal(size=(400, 16)).astype(np.float32)
-    originals /= np.linalg.norm(originals, axis=1, keepdims=True)
-    labels = np.repeat(np.arange(400), 2)
-    copies = originals[labels] + 0.3 * rng.normal(size=(800, 16)).astype(np.float32)
-    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
-    threshold = calibrate.duplicates_threshold(originals, copies, labels)
-    negatives = album_pair_scores(originals, copies, labels)[1]
-    assert np.mean(negatives > threshold) <= calibrate.DUPLICATES_FPR < np.mean(negatives >= threshold - 0.01)
-    halves = calibrate.half_spread(originals, copies, labels)
-    assert len(halves) == calibrate.HALVES and min(halves) - 0.05 < threshold < max(halves) + 0.05
+    unrelated = rng.normal(size=(200, 64))
+    base = rng.normal(size=64)
+    crowd = base / np.linalg.norm(base) + 0.33 * rng.normal(size=(60, 64)) / np.sqrt(64)
+    originals = np.concatenate([unrelated / np.linalg.norm(unrelated, axis=1, keepdims=True),
+                                crowd / np.linalg.norm(crowd, axis=1, keepdims=True)]).astype(np.float32)
+    labels = np.repeat(np.arange(len(originals)), 2)
+    copies = originals[labels] + 0.3 * rng.normal(size=(len(labels), 64)) / np.sqrt(64)
+    copies = (copies / np.linalg.norm(copies, axis=1, keepdims=True)).astype(np.float32)
+    bench = BenchSet(originals=[b""] * len(originals), names=[str(i) for i in range(len(originals))],
+                     copies=[b""] * len(labels), labels=labels, kinds=np.array(["crop", "screen"] * len(originals)))
+    return bench, originals, copies
+
+
+def test_the_duplicates_margin_is_the_smallest_of_the_grid_with_the_target_precision_and_halves_move_it():
+    bench, originals, copies = crowded_album_set()
+    found = calibrate.duplicates_margin(bench, originals, copies, 0.85)
+    margin = found["margin"]
+    assert 0 < margin < calibrate.MARGIN_GRID[-1] and found["precision"] >= calibrate.DUPLICATES_PRECISION
+    assert measure_duplicates(bench, originals, copies, 0.85, margin - 0.005)["precision"] < (
+        calibrate.DUPLICATES_PRECISION)
+    assert found["recall"] == measure_duplicates(bench, originals, copies, 0.85, margin)["recall"] > 0.5
+    halves = calibrate.half_margins(bench, originals, copies, 0.85)
+    assert len(halves) == calibrate.HALVES and all(h in calibrate.MARGIN_GRID for h in halves)
+    assert min(halves) <= margin + 0.05 and max(halves) >= margin - 0.05
 
 
 def test_the_shipped_thresholds_are_the_calibrated_ones_and_duplicates_uses_them():
@@ -241,16 +252,17 @@ def test_the_shipped_thresholds_are_the_calibrated_ones_and_duplicates_uses_them
     calibration = json.loads((ROOT / "model" / "calibration.json").read_text())
     assert calibration["sha256"] == manifest["sha256"] and calibration["thresholds"] == manifest["thresholds"]
     thresholds = manifest["thresholds"]
-    assert thresholds["fpr_0.01"] < thresholds["fpr_0.001"] < thresholds["duplicates"] < 1
-    assert thresholds["fpr_0.001"] == settings.DUPLICATE_THRESHOLD
-    assert thresholds["duplicates"] == settings.DUPLICATE_CERTAIN_THRESHOLD
+    assert thresholds["fpr_0.01"] < thresholds["fpr_0.001"] < 1 and 0 < thresholds["duplicates_margin"] < 0.2
+    assert thresholds["fpr_0.01"] == settings.DUPLICATE_THRESHOLD
+    assert thresholds["duplicates_margin"] == settings.DUPLICATE_MARGIN
+    assert calibration["duplicates"]["precision"] >= calibrate.DUPLICATES_PRECISION
 
 
 def test_the_docs_and_the_contract_publish_the_manifests_thresholds():
     thresholds = json.loads((MODEL_DIR / "manifest.json").read_text())["thresholds"]
     contract = json.loads((ROOT / "functions" / "image_similarity" / "openapi.json").read_text())["info"]["description"]
     for text in ((ROOT / "README.md").read_text(), (ROOT / "docs" / "QUALITY.md").read_text(), contract):
-        assert all(f"**{value:.4f}**" in text for value in thresholds.values())
+        assert all(f"**{value:g}**" in text for value in thresholds.values())
 
 
 def test_a_manifest_without_a_threshold_says_how_to_calibrate_it(tmp_path):
@@ -259,5 +271,5 @@ def test_a_manifest_without_a_threshold_says_how_to_calibrate_it(tmp_path):
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"thresholds": {"fpr_0.01": 0.8, "fpr_0.001": 0.9}}))
     assert settings._calibrated_threshold("fpr_0.001", manifest) == 0.9
-    with pytest.raises(RuntimeError, match=r"no thresholds.duplicates: run `python model/build.py --calibrate`"):
-        settings._calibrated_threshold("duplicates", manifest)
+    with pytest.raises(RuntimeError, match=r"no thresholds.duplicates_margin: run `python model/build.py --calib"):
+        settings._calibrated_threshold("duplicates_margin", manifest)

@@ -96,11 +96,12 @@ def test_int8_check_rejects_a_badly_calibrated_graph(rebuilt, tmp_path):
         build.check_int8(fp32, dark)
 
 
-def test_duplicates_default_is_the_manifests_calibrated_threshold_at_one_in_a_thousand():
-    from image_similarity.core.settings import DUPLICATE_THRESHOLD
+def test_duplicates_defaults_are_the_manifests_one_in_a_hundred_threshold_and_calibrated_margin():
+    from image_similarity.core.settings import DUPLICATE_MARGIN, DUPLICATE_THRESHOLD, LIBRARY_MATCH_THRESHOLD
 
-    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
-    assert DUPLICATE_THRESHOLD == manifest["thresholds"]["fpr_0.001"] > manifest["thresholds"]["fpr_0.01"]
+    thresholds = json.loads((MODEL_DIR / "manifest.json").read_text())["thresholds"]
+    assert DUPLICATE_THRESHOLD == thresholds["fpr_0.01"] < thresholds["fpr_0.001"] == LIBRARY_MATCH_THRESHOLD
+    assert DUPLICATE_MARGIN == thresholds["duplicates_margin"] > 0
 
 
 def test_learned_whitening_shrinks_the_differences_between_an_image_and_its_copies():

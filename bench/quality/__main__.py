@@ -26,17 +26,17 @@ from .dataset import BenchSet
 from .duplicates_bench import measure_duplicates
 from .hygiene import Kept, without
 from .methods import Method, OnnxEmbedding, PerceptualHash, TinyImage, time_networks
-from .metrics import album_pair_scores, pair_scores, summarise, threshold_at_fpr
+from .metrics import pair_scores, summarise, threshold_at_fpr
 from .report import render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model"))
-from calibrate import DUPLICATES_FPR, duplicates_threshold
+from calibrate import DUPLICATES_THRESHOLD, duplicates_margin
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 PERCENTILES = [1, 5, 25, 50, 75, 95, 99]
-# Complete linkage alone at the validation album threshold of these false-positive rates: the precision-recall
-# curve the default rule (mutual nearest neighbours below the 1e-5 threshold) is compared with.
-CURVE_FPRS = (1e-3, 1e-4, 1e-5, 1e-6)
+# `duplicates` at these margins (from the validation 1 % threshold): the precision-recall trade-off around the
+# calibrated margin, on test and on the validation album it was calibrated on.
+CURVE_MARGINS = (0.0, 0.04, 0.06, 0.08, 0.10, 0.12)
 
 
 def embed(method: Method, bench: BenchSet, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -109,28 +109,21 @@ def methods(workdir: Path) -> list[Method]:
 
 def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: dict[str, Kept],
                        thresholds: dict[str, float], curve: bool) -> dict:
-    """`duplicates` on the test album with the validation thresholds: the default rule, the album threshold's
-    false positives on test, and (`curve`) complete linkage alone at several validation album thresholds."""
+    """`duplicates` on the test album with the validation threshold and margin: the default rule, the validation
+    album's figures at that margin, the margin test itself would calibrate (how far the two disagree: no choice is
+    made on it), and (`curve`) both albums at CURVE_MARGINS."""
     originals, copies = vectors["test"]
-    test = kept["test"].bench
-    out = {"default": measure_duplicates(test, originals, copies, thresholds["fpr_0.001"], thresholds["duplicates"])}
-    positives, negatives = album_pair_scores(originals, copies, test.labels)
-    above = negatives > thresholds["duplicates"]
-    out["transfer"] = {"threshold": thresholds["duplicates"], "fpr_validation": DUPLICATES_FPR,
-                       "unrelated_pairs": len(negatives), "unrelated_above": int(above.sum()),
-                       "fpr": float(above.mean()), "tpr": float(np.mean(positives > thresholds["duplicates"])),
-                       "calibrated_on_test": threshold_at_fpr(negatives, DUPLICATES_FPR)}
+    test, validation = kept["test"].bench, kept["validation"].bench
+    threshold = thresholds[DUPLICATES_THRESHOLD]
+    calibration = duplicates_margin(validation, *vectors["validation"], threshold)
+    margin = calibration["margin"]
+    out = {"default": measure_duplicates(test, originals, copies, threshold, margin),
+           "calibration": {k: calibration[k] for k in ("margin", "precision", "recall", "pairs_found", "images")},
+           "calibrated_on_test": duplicates_margin(test, originals, copies, threshold)["margin"]}
     if curve:
-        val_negatives = album_pair_scores(*vectors["validation"], kept["validation"].bench.labels)[1]
-        out["curve"] = [{"fpr_validation": fpr, **measure_duplicates(test, originals, copies,
-                                                                     threshold_at_fpr(val_negatives, fpr))}
-                        for fpr in CURVE_FPRS]
-        # The same album built from validation, where the rule was chosen: the default against complete linkage
-        # alone at either of its two thresholds.
-        validation = kept["validation"].bench
-        out["validation"] = [measure_duplicates(validation, *vectors["validation"], thresholds["fpr_0.001"], certain)
-                             for certain in (thresholds["duplicates"], 0.0)]
-        out["validation"].append(measure_duplicates(validation, *vectors["validation"], thresholds["duplicates"]))
+        out["curve"] = [measure_duplicates(test, originals, copies, threshold, m) for m in CURVE_MARGINS]
+        out["validation"] = [measure_duplicates(validation, *vectors["validation"], threshold, m)
+                             for m in CURVE_MARGINS]
     return out
 
 
@@ -164,7 +157,6 @@ def run(sets: dict[str, BenchSet], found: list[Method], sources: dict[str, list[
         entry["test"]["transfer"] = transfer(positives, negatives, thresholds)
         entry["dims"] = int(copies.shape[1])
         if method is found[0] or method.name.startswith("v3"):
-            thresholds["duplicates"] = duplicates_threshold(*vectors["validation"], kept["validation"].bench.labels)
             entry["duplicates"] = duplicates_entries(vectors, kept, thresholds, curve=method is found[0])
             d = entry["duplicates"]["default"]
             print(f"{method.name:40s} duplicates precision {d['precision']:.3f} recall {d['recall']:.3f} "

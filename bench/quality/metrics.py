@@ -62,14 +62,3 @@ def summarise(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         "tpr@1%": tpr_at_fpr(positives, negatives, 0.01),
         "tpr@0.1%": tpr_at_fpr(positives, negatives, 0.001),
     }
-
-
-def album_pair_scores(originals: np.ndarray, copies: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(matching, unrelated) scores over every pair of images of the set taken as one album (originals and copies
-    alike): original-copy, original-original and copy-copy pairs. An album's grouping meets all three kinds."""
-    vectors = np.concatenate([originals, copies]).astype(np.float32)
-    ids = np.concatenate([np.arange(len(originals)), labels])
-    first, second = np.triu_indices(len(vectors), 1)
-    scores = (0.5 + 0.5 * vectors @ vectors.T)[first, second]
-    same = ids[first] == ids[second]
-    return scores[same], scores[~same]

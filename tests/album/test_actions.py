@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from image_similarity.core.settings import LIBRARY_MATCH_THRESHOLD
 
 
 @pytest.fixture
@@ -91,6 +92,7 @@ def test_against_a_library_folder_reports_only_new_matches(album, run_cli, tmp_p
                     "--cache", str(shared_cache)]) == 0
     document = json.loads(out.read_text())
     assert document["against"] == str(album.root / "2024") and document["keep_rule"] == "library"
+    assert document["threshold"] == LIBRARY_MATCH_THRESHOLD and document["margin"] is None  # no album to stand out of
     assert document["scanned"] == 4
     (group,) = document["groups"]
     assert group["keep"] == str(album.root / "2024" / "IMG_0001-small.jpg")

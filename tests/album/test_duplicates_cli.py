@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from image_similarity.adapters import cli
-from image_similarity.core.settings import DUPLICATE_THRESHOLD
+from image_similarity.core.settings import DUPLICATE_MARGIN, DUPLICATE_THRESHOLD
 
 GROUP_KEYS = {"keep", "images"}
 IMAGE_KEYS = {"path", "similarity", "identical", "width", "height", "bytes", "format", "taken"}
@@ -55,6 +55,7 @@ def test_the_json_has_the_documented_shape_and_counts(result, album):
     assert run.status == 1  # some files were skipped, and said so
     assert document["model_version"] == cli.common.default_service().model_version
     assert document["threshold"] == DUPLICATE_THRESHOLD and document["keep_rule"] == "largest"
+    assert document["margin"] == DUPLICATE_MARGIN
     scanned = sum(len(g) for g in album.groups.values()) + len(album.loners) + len(album.broken)
     assert document["scanned"] == scanned == 14  # readme.txt is not an image name: never counted
     assert document["embedded"] == scanned - len(album.broken)
@@ -70,6 +71,18 @@ def test_exactly_the_planted_groups_are_found(result, album):
     found = sorted(sorted(image["path"] for image in group["images"]) for group in document["groups"])
     assert found == sorted(album.groups.values())
     assert document["images_in_groups"] == 9
+
+
+def test_the_margin_option_reaches_the_grouping_and_the_json(album, service, shared_cache, tmp_path):
+    """A margin of 1 leaves only the byte-identical copy grouped: no near-copy scores 1 above its background."""
+    out = tmp_path / "dups.json"
+    run = run_in_process(service, ["duplicates", str(album.root), "--json", str(out), "--margin", "1",
+                                   "--cache", str(shared_cache)])
+    document = json.loads(out.read_text())
+    assert run.status == 1 and document["margin"] == 1.0
+    assert [[image["identical"] for image in group["images"]] for group in document["groups"]] == [[False, True]]
+    refused = run_in_process(service, ["duplicates", str(album.root), "--margin", "-0.1"])
+    assert refused.status == 2 and "the margin is a difference of similarity scores" in refused.err
 
 
 def test_every_skipped_file_is_listed_with_its_reason(result, album):

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from image_similarity.album import embedding as embedding_module
-from image_similarity.album.duplicates import find_groups
+from image_similarity.album.duplicates import find_groups, pairs_and_background
 from image_similarity.album.keep import Candidate, choose
+from image_similarity.core.settings import DUPLICATE_THRESHOLD
 
 
 def unit_vectors(degrees: list[float]) -> np.ndarray:
@@ -34,29 +35,58 @@ def test_a_strong_pair_is_not_split_by_an_image_with_more_matches():
         assert (0.5 + 0.5 * cos).min() >= score(21) - 1e-6  # every two members match: no chaining
 
 
-def test_below_the_certain_threshold_a_pair_needs_mutual_nearest_neighbours():
-    """P matches A, B and C (15-20 degrees), but A, B and C are far closer to each other: for C, P is only the third
-    best match. Below `certain` that pair does not count, so P stays out; above it, every match counts."""
-    #                         A  B  C  P
-    vectors = unit_vectors([0, 3, 5, 20])
-    assert [g.members for g in find_groups(vectors, threshold=score(25), certain=1.0)] == [[0, 1, 2]]
-    assert [g.members for g in find_groups(vectors, threshold=score(25), certain=score(25))] == [[0, 1, 2, 3]]
+def unrelated(count: int, dims: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(count, dims))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_mutual_neighbours_are_read_from_the_pairs_alone():
-    from image_similarity.album.duplicates import _mutual_neighbours, similar_pairs
-    from image_similarity.core.settings import DUPLICATE_NEIGHBOURS
+def near(base: np.ndarray, count: int, noise: float, seed: int) -> np.ndarray:
+    """`count` vectors around `base`: base plus orthogonal noise, so every two score about the same."""
+    rng = np.random.default_rng(seed)
+    vectors = base + noise * rng.normal(size=(count, len(base))) / np.sqrt(len(base))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
-    rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(60, 4)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    first, second, scores = similar_pairs(vectors, 0.7)
-    cos = vectors @ vectors.T
-    np.fill_diagonal(cos, -np.inf)
-    nearest = np.argsort(-cos, axis=1)[:, :DUPLICATE_NEIGHBOURS]
-    expected = [j in nearest[i] and i in nearest[j] for i, j in zip(first.tolist(), second.tolist(), strict=True)]
-    assert len(first) > 10 and any(expected) and not all(expected)
-    assert _mutual_neighbours(len(vectors), first, second, scores).tolist() == expected
+
+def scores_of(vectors: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.5 * vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+
+
+def test_five_copies_of_one_picture_among_unrelated_ones_are_one_group():
+    """The shipped rule (threshold and calibrated margin): five edited copies scoring about 0.96 with each other are
+    one group, which mutual nearest neighbours (each among the other's two best) below the old certain threshold
+    (0.9742) could never form."""
+    album = unrelated(200)
+    copies = near(unrelated(1, seed=9)[0], 5, 0.35, seed=1)
+    vectors = np.concatenate([album[:100], copies, album[100:]])
+    pairs = scores_of(copies)[np.triu_indices(5, 1)]
+    assert pairs.min() > DUPLICATE_THRESHOLD and pairs.max() < 0.9742
+    assert [g.members for g in find_groups(vectors)] == [[100, 101, 102, 103, 104]]
+
+
+def test_a_crowded_family_of_look_alikes_is_not_grouped_but_a_copy_in_a_sparse_region_is():
+    """30 look-alikes all score 0.95 with each other, above the threshold, but none stands out from the family's
+    tenth best; a copy pair among unrelated pictures does."""
+    album = unrelated(300, seed=2)
+    family = near(album[0], 30, 0.33, seed=3)
+    copy = near(album[5], 1, 0.15, seed=4)
+    vectors = np.concatenate([album[1:], family, copy])  # album[5] is row 4, its copy the last row
+    family_scores = scores_of(family)[np.triu_indices(30, 1)]
+    assert family_scores.min() >= 0.9 and family_scores.max() - family_scores.min() < 0.05
+    groups = [g.members for g in find_groups(vectors, threshold=0.9, margin=0.05)]
+    assert groups == [[4, len(vectors) - 1]]
+    # The same family with no margin: the threshold alone groups look-alikes (what the margin is for).
+    assert len(find_groups(vectors, threshold=0.9, margin=0.0)) > 1
+
+
+def test_an_album_of_fewer_than_eleven_pictures_has_no_background_and_two_pictures_group_at_the_threshold():
+    vectors = unrelated(11, seed=5)
+    assert pairs_and_background(vectors[:10], 0.9, rank=10)[3].tolist() == [0.0] * 10
+    assert (pairs_and_background(vectors, 0.9, rank=10)[3] > 0.3).all()  # ten others: the tenth best counts
+    two = unit_vectors([0, 8])  # 0.995: a pair by the threshold alone, the margin measured from 0
+    assert scores_of(two)[0, 1] >= DUPLICATE_THRESHOLD and [g.members for g in find_groups(two)] == [[0, 1]]
+    apart = unit_vectors([0, 60])  # 0.75: no background makes a pair below the threshold
+    assert scores_of(apart)[0, 1] < DUPLICATE_THRESHOLD and find_groups(apart) == []
 
 
 def test_byte_identical_files_are_grouped_whatever_their_vectors():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cfn_matrix import ROOT, Deployment, Evaluator, Transition, api_path, has_api
 from cfnlint.api import ManualArgs, lint_file
-from image_similarity.search import s3vectors_store
+from image_similarity.search import s3vectors_store, stores
 from infra_synthesis import Synthesized
 from search_aws.moto_s3vectors import BUCKET, moto_s3vectors_client
 
@@ -85,7 +85,8 @@ def test_the_vector_bucket_is_kept_on_uninstall_and_named_by_cloudformation(sear
 def test_the_search_function_is_told_its_bucket_name(search_template):
     _, function = only(search_template, "AWS::Lambda::Function")
     variables = function["Properties"]["Environment"]["Variables"]
-    assert search.VECTOR_BUCKET_ENV == s3vectors_store.VECTOR_BUCKET_ENV
+    assert search.VECTOR_BUCKET_ENV == stores.VECTOR_BUCKET_ENV
+    assert search.NOT_DEPLOYED == stores.NOT_DEPLOYED  # the mock route and a directly invoked function say the same
     bucket_id, _ = only(search_template, "AWS::S3Vectors::VectorBucket")
     # Ref of a vector bucket is its ARN; the name is what follows ":bucket/".
     assert variables[search.VECTOR_BUCKET_ENV] == {"Fn::Select": [1, {"Fn::Split": [":bucket/", {"Ref": bucket_id}]}]}

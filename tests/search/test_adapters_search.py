@@ -71,7 +71,8 @@ class FailingStore(LocalStore):
 def test_a_store_fault_is_a_500_whose_traceback_is_on_the_request_line_scrubbed(monkeypatch, service, tmp_path,
                                                                               captured):
     monkeypatch.setattr(lambda_handler, "default_service", lambda: service)
-    monkeypatch.setattr(lambda_handler, "default_routes", lambda: CollectionRoutes(service, FailingStore(tmp_path)))
+    monkeypatch.setenv(stores.VECTOR_BUCKET_ENV, "vectors-1")
+    monkeypatch.setattr(stores, "default_routes", lambda: CollectionRoutes(service, FailingStore(tmp_path)))
     answer = lambda_handler.handler(proxy_event("POST", "/collections/{name}/search", {"name": "photos"},
                                                 {"vector": unit_rows(1)[0].tolist()}))
     assert answer["statusCode"] == 500 and "disk gone" not in answer["body"]
@@ -93,8 +94,19 @@ def proxy_event(method: str, resource: str, parameters: dict, body=None) -> dict
 @pytest.fixture
 def lambda_with_local_store(monkeypatch, service, tmp_path):
     monkeypatch.setattr(lambda_handler, "default_service", lambda: service)
-    monkeypatch.setattr(lambda_handler, "default_routes", lambda: CollectionRoutes(service, LocalStore(tmp_path)))
+    monkeypatch.setenv(stores.VECTOR_BUCKET_ENV, "vectors-1")  # the search function's; the store is swapped below
+    monkeypatch.setattr(stores, "default_routes", lambda: CollectionRoutes(service, LocalStore(tmp_path)))
     return lambda_handler.handler
+
+
+def test_a_lambda_without_a_vector_bucket_answers_not_deployed_and_opens_no_store(monkeypatch, service):
+    monkeypatch.setattr(lambda_handler, "default_service", lambda: service)
+    monkeypatch.delenv(stores.VECTOR_BUCKET_ENV, raising=False)
+    monkeypatch.setattr(stores, "default_routes", lambda: pytest.fail("the image function opened a store"))
+    answer = lambda_handler.handler(proxy_event("POST", "/collections/{name}/search", {"name": "photos"},
+                                                {"vector": unit_rows(1)[0].tolist()}))
+    assert answer["statusCode"] == 404
+    assert json.loads(answer["body"]) == {"message": stores.NOT_DEPLOYED}
 
 
 def test_lambda_serves_the_collection_routes_like_the_local_server(lambda_with_local_store, service):

@@ -12,7 +12,7 @@ from helpers import encode
 from image_similarity.adapters import cli
 from image_similarity.adapters.local_server import API_PATH
 from image_similarity.adapters.wsgi import ServiceApp
-from image_similarity.core.settings import DUPLICATE_THRESHOLD
+from image_similarity.core.settings import LIBRARY_MATCH_THRESHOLD
 from image_similarity.search.api import CollectionRoutes
 from image_similarity.search.local_store import LocalStore
 from PIL import Image
@@ -136,7 +136,7 @@ def test_duplicates_against_a_collection_lists_each_new_photo_with_its_matches(l
     (photo,) = document["photos"]  # the rocket matches nothing in the collection
     assert photo["image"] == str(new_photos / "cat-copy.jpg")
     assert [m["id"] for m in photo["matches"]] == [str(folder / "trip" / "chelsea.jpg")]
-    assert photo["matches"][0]["similarity"] >= document["threshold"] == DUPLICATE_THRESHOLD
+    assert photo["matches"][0]["similarity"] >= document["threshold"] == LIBRARY_MATCH_THRESHOLD
     assert document["model_version"] == service.model_version and document["against_collection"] == "library"
     assert (document["scanned"], document["embedded"], document["skipped"]) == (2, 2, [])
     assert photo["image"] in printed and str(folder / "trip" / "chelsea.jpg") in printed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from image_similarity.album import duplicates
-from image_similarity.album.duplicates import find_groups, similar_pairs, similar_pairs_indexed
+from image_similarity.album.duplicates import find_groups, pairs_and_background, similar_pairs, similar_pairs_indexed
 from search_helpers import unit_rows
 
 
@@ -58,9 +58,32 @@ def test_images_so_alike_that_they_probe_most_cells_take_the_exact_search(monkey
     vectors = np.ones((3000, 512), np.float32) + 0.01 * unit_rows(3000, seed=8)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     calls = []
-    monkeypatch.setattr(duplicates, "similar_pairs", lambda *args: calls.append(args) or similar_pairs(*args))
+    exact = duplicates._exact
+    monkeypatch.setattr(duplicates, "_exact", lambda *args: calls.append(args) or exact(*args))
     first, _, _ = similar_pairs_indexed(vectors, 0.9, exact_below=0)
     assert len(calls) == 1 and len(first) == 3000 * 2999 // 2
+
+
+def test_the_background_is_the_tenth_best_score_and_asking_for_it_changes_no_pair():
+    vectors = scenes(2000)
+    *pairs, background = pairs_and_background(vectors, 0.8, rank=10)
+    for got, want in zip(pairs, similar_pairs(vectors, 0.8), strict=True):
+        np.testing.assert_array_equal(got, want)
+    cos = vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+    np.fill_diagonal(cos, -np.inf)
+    np.testing.assert_allclose(background, 0.5 + 0.5 * -np.sort(-cos, axis=1)[:, 9], atol=1e-6)
+
+
+def test_the_indexed_background_is_the_exact_one_when_every_cell_is_probed_and_at_most_it_otherwise(monkeypatch):
+    vectors = scenes()
+    *exact_pairs, exact = pairs_and_background(vectors, 0.8, rank=10)  # fewer than EXACT_BELOW: the exact search
+    monkeypatch.setattr(duplicates, "_exact_is_cheaper", lambda *args: False)  # it would be, probing every cell
+    *pairs, every_cell = pairs_and_background(vectors, 0.8, rank=10, exact_below=0, vectors_per_cell=50, margin=2.0)
+    np.testing.assert_allclose(every_cell, exact, atol=1e-6)
+    for got, want in zip(pairs, exact_pairs, strict=True):
+        np.testing.assert_array_equal(got, want)
+    *_, own_cell = pairs_and_background(vectors, 0.8, rank=10, exact_below=0, vectors_per_cell=50, margin=0.0)
+    assert (own_cell <= exact + 1e-6).all() and (own_cell < exact - 1e-3).mean() > 0.01
 
 
 def test_no_pairs_above_the_threshold_is_three_empty_arrays():

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from image_similarity.core.request_log import log_request, request_id
 from image_similarity.core.service import Response, default_service
 from image_similarity.search.api import match
-from image_similarity.search.stores import default_routes
+from image_similarity.search.stores import NOT_DEPLOYED, deployed_routes
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -30,9 +30,11 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     path = collection_path(event)
     if (route := match(path)) is None:
         response = _answer(event, service.handle)
+    elif (routes := deployed_routes()) is None:
+        response = Response(404, {"message": NOT_DEPLOYED})
     else:
         method = _text(event.get("httpMethod"))
-        response = _answer(event, lambda body: default_routes().handle(method, path, body))
+        response = _answer(event, lambda body: routes.handle(method, path, body))
     given_id = _text(_dict(event.get("requestContext")).get("requestId"))
     log_request(
         response,

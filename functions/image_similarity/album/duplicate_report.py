@@ -111,12 +111,13 @@ def write_report(path: Path, result: DuplicateResult, read: Callable[[str], byte
 
 def _summary(result: DuplicateResult) -> str:
     against = f" against the library {html.escape(result.against)}" if result.against else ""
+    margin = "" if result.margin is None else f", margin {result.margin:.3f}"
     lines = [
         '<div class="summary">',
         (f"<p><b>{len(result.groups)} groups</b>, <b>{result.images_in_groups} images</b>; moving the copies not kept "
         f"would free <b>{_size(result.reclaimable_bytes)}</b>.</p>"),
         (f"<p>{result.scanned} files scanned{against}, {len(result.skipped)} skipped. Threshold "
-        f"{result.threshold:.3f}; kept copy by rule <i>{html.escape(result.keep_rule)}</i>; model "
+        f"{result.threshold:.3f}{margin}; kept copy by rule <i>{html.escape(result.keep_rule)}</i>; model "
         f"{html.escape(result.model_version)}. Each score is the image's similarity (0 to 1) to the kept copy.</p>"),
     ]
     if result.skipped:

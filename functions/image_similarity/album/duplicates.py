@@ -1,5 +1,5 @@
-"""Near-duplicate groups: byte-identical files first, then the pairs scoring at or above the threshold, then
-complete-linkage grouping, strongest pairs first.
+"""Near-duplicate groups: byte-identical files first, then the pairs scoring at or above the threshold that stand
+out from their pictures' backgrounds (`find_groups`), then complete-linkage grouping, strongest pairs first.
 
 The pairs are one rule with two searches, both deciding each candidate with the one score (core.score, float64):
 - exact (`similar_pairs`): one block of rows times the rest of the matrix at a time (upper triangle only), so memory
@@ -11,6 +11,8 @@ The pairs are one rule with two searches, both deciding each candidate with the 
   cells, one on a border asks every cell it borders. A pair is missed only when neither image's cell is among the
   other's probed cells; bench/SEARCH.md counts the pairs it misses against the exact search (and the planted
   near-copies) on 100,000 vectors at two thresholds, and times both.
+Each picture's background (`pairs_and_background`) comes from the same products: full rows on the exact path (twice
+its products), the probed cells on the indexed one (an estimate, at most the true value).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import numpy as np
 
 from image_similarity.core.score import score
 from image_similarity.core.settings import (
-    DUPLICATE_CERTAIN_THRESHOLD,
-    DUPLICATE_NEIGHBOURS,
+    DUPLICATE_BACKGROUND_RANK,
+    DUPLICATE_MARGIN,
     DUPLICATE_THRESHOLD,
     cpu_count,
 )
@@ -48,7 +50,7 @@ TRAIN_PER_CELL = 64  # k-means learns the centres from this many images per cell
 
 @dataclass(frozen=True)
 class DuplicateGroup:
-    """Rows of one group in input order. Every two members are a match (score >= threshold) or the same bytes."""
+    """Rows of one group in input order. Every two members are a match (`find_groups`) or the same bytes."""
 
     members: list[int]
 
@@ -57,20 +59,7 @@ def similar_pairs(
     vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, block_elements: int = BLOCK_ELEMENTS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair i < j whose score is >= `threshold`: (i, j, score) arrays."""
-    n = len(vectors)
-    min_cos = np.float32(2.0 * threshold - 1.0 - COS_SLACK)  # the score's inverse, for a cheap superset
-    block = max(1, block_elements // max(n, 1))
-    found_i, found_j = [], []
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        cos = vectors[start:stop] @ vectors[start:].T  # row r is image start + r against images start.. n-1
-        rows, cols = np.nonzero(cos >= min_cos)
-        upper = cols > rows  # column c is image start + c: keep j > i, drop the diagonal
-        found_i.append(rows[upper] + start)
-        found_j.append(cols[upper] + start)
-    first = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
-    second = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
-    return _decided(vectors, first, second, threshold)
+    return _exact(vectors, threshold, block_elements, 0)[:3]
 
 
 def similar_pairs_indexed(
@@ -79,9 +68,55 @@ def similar_pairs_indexed(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs of `similar_pairs`, in its order and with its scores, found cell by cell from `exact_below` (default
     `EXACT_BELOW`) images: possibly fewer (a pair whose images are not in each other's probed cells), never others."""
+    return _indexed(vectors, threshold, exact_below, vectors_per_cell, margin, 0)[:3]
+
+
+def pairs_and_background(
+    vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, rank: int = DUPLICATE_BACKGROUND_RANK,
+    exact_below: int | None = None, vectors_per_cell: int = VECTORS_PER_CELL, margin: float = PROBE_MARGIN,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of `similar_pairs_indexed`, and each image's background: the score of its `rank`-th best match
+    among the other images (0 when it has fewer than `rank` others), taken from the products the pair search
+    computes anyway.
+
+    Below `exact_below` images the rows are full (each block against every image, not only the later ones): about
+    twice the exact search's products, and the exact background. The indexed search knows only the images of the
+    cells each row probes, so its background is the `rank`-th best among those: at most the true one (0 when they
+    hold fewer than `rank` others), equal to it when the probed cells hold the image's `rank` best matches, as they
+    do for an image inside a crowded region (its look-alikes share its cells)."""
+    return _indexed(vectors, threshold, exact_below, vectors_per_cell, margin, rank)
+
+
+def _exact(vectors: np.ndarray, threshold: float, block_elements: int,
+           rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The exact search (pairs, scores, background), one block of rows at a time: against the later rows only,
+    or against every row when the `rank`-th best of each row is asked for (`rank` > 0)."""
+    n = len(vectors)
+    min_cos = np.float32(2.0 * threshold - 1.0 - COS_SLACK)  # the score's inverse, for a cheap superset
+    block = max(1, block_elements // max(n, 1))
+    best = np.full(n, -np.inf, np.float32)  # each row's rank-th best cosine
+    found_i, found_j = [], []
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        offset = 0 if rank else start  # column c is image offset + c
+        cos = vectors[start:stop] @ vectors[offset:].T
+        rows, cols = np.nonzero(cos >= min_cos)
+        upper = cols + offset > rows + start  # keep j > i, drop the diagonal
+        found_i.append(rows[upper] + start)
+        found_j.append(cols[upper] + offset)
+        if rank and n > rank:
+            cos[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own match
+            best[start:stop] = np.partition(cos, n - rank, axis=1)[:, n - rank]
+    first = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
+    second = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
+    return (*_decided(vectors, first, second, threshold), _background(best))
+
+
+def _indexed(vectors: np.ndarray, threshold: float, exact_below: int | None, vectors_per_cell: int, margin: float,
+             rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n = len(vectors)
     if n < max(EXACT_BELOW if exact_below is None else exact_below, 2):
-        return similar_pairs(vectors, threshold)
+        return _exact(vectors, threshold, BLOCK_ELEMENTS, rank)
     data = np.ascontiguousarray(vectors, dtype=np.float32)
     cells = max(2, n // vectors_per_cell)
     own, probing_rows, probing_cells = _cells(data, cells, margin)
@@ -89,24 +124,62 @@ def similar_pairs_indexed(
     probing, probing_bounds = _grouped(probing_cells, cells)
     probing = probing_rows[probing]
     products = np.diff(filed_bounds) @ np.diff(probing_bounds)
-    if products >= n * (n - 1) // 2:  # images so alike that they probe most cells: the exact search is cheaper
-        return similar_pairs(vectors, threshold)
+    if _exact_is_cheaper(n, products, rank):  # images so alike that they probe most cells
+        return _exact(vectors, threshold, BLOCK_ELEMENTS, rank)
+    place = np.empty(n, np.int64)
+    place[filed] = np.arange(n)  # where each image sits among the filed ones
     by_cell = data[filed]  # each cell's images contiguous: one slice per product instead of a gather
     min_cos = np.float32(2.0 * threshold - 1.0 - COS_SLACK)  # a cheap superset, decided below
-    found = []
+    found, top_rows, top_cos = [], [], []
     for cell in range(cells):
         start, stop = filed_bounds[cell], filed_bounds[cell + 1]
         asking = probing[probing_bounds[cell]:probing_bounds[cell + 1]]
         if start == stop or len(asking) == 0:
             continue
-        rows, cols = np.nonzero(data[asking] @ by_cell[start:stop].T >= min_cos)
+        cos = data[asking] @ by_cell[start:stop].T
+        rows, cols = np.nonzero(cos >= min_cos)
         i, j = asking[rows], filed[start + cols]
         different = i != j
         i, j = i[different], j[different]
         found.append(np.minimum(i, j) * np.int64(n) + np.maximum(i, j))
+        if rank:  # this cell's `rank` best for each asking row; merged over the row's cells below
+            home = np.flatnonzero(own[asking] == cell)
+            cos[home, place[asking[home]] - start] = -np.inf  # not its own match
+            if cos.shape[1] > rank:
+                cos = np.partition(cos, cos.shape[1] - rank, axis=1)[:, cos.shape[1] - rank:]
+            top_rows.append(np.repeat(asking, cos.shape[1]))
+            top_cos.append(cos.ravel())
     # One pair may be found from both images' probes: unique, and sorted by (i, j) as the exact search returns them.
     pairs = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
-    return _decided(data, pairs // n, pairs % n, threshold)
+    return (*_decided(data, pairs // n, pairs % n, threshold), _background(_rank_th(n, top_rows, top_cos, rank)))
+
+
+def _exact_is_cheaper(n: int, products: int, rank: int) -> bool:
+    """Whether the exact search computes fewer products than the cells would: half the matrix, or all of it when
+    the background is asked for (full rows)."""
+    return products >= (n * (n - 1) if rank else n * (n - 1) // 2)
+
+
+def _rank_th(n: int, rows: list[np.ndarray], cos: list[np.ndarray], rank: int) -> np.ndarray:
+    """Each row's `rank`-th best cosine among its (row, cosine) candidates; -inf for a row with fewer."""
+    best = np.full(n, -np.inf, np.float32)
+    if not rank or not rows:
+        return best
+    rows_all, cos_all = np.concatenate(rows), np.concatenate(cos)
+    real = np.isfinite(cos_all)
+    rows_all, cos_all = rows_all[real], cos_all[real]
+    order = np.lexsort((-cos_all, rows_all))  # each row's candidates, best first
+    rows_all, cos_all = rows_all[order], cos_all[order]
+    first = np.searchsorted(rows_all, np.arange(n))
+    counts = np.searchsorted(rows_all, np.arange(n), side="right") - first
+    enough = counts >= rank
+    best[enough] = cos_all[first[enough] + rank - 1]
+    return best
+
+
+def _background(best_cos: np.ndarray) -> np.ndarray:
+    """Scores of the rank-th best cosines; 0 where there is none (too few other images)."""
+    return np.where(np.isfinite(best_cos), score(np.where(np.isfinite(best_cos), best_cos, 0.0)), 0.0)
 
 
 def _cells(data: np.ndarray, cells: int, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -150,16 +223,19 @@ def _decided(vectors: np.ndarray, first: np.ndarray, second: np.ndarray,
 
 def find_groups(
     vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, keys: Sequence[Hashable] | None = None,
-    certain: float = DUPLICATE_CERTAIN_THRESHOLD,
+    margin: float = DUPLICATE_MARGIN,
 ) -> list[DuplicateGroup]:
     """Groups of rows. Rows with the same `keys` entry (the file's SHA-256) are one picture and always share a group;
     the distinct pictures are then joined by complete linkage, strongest pair first.
 
-    Which pairs match: a score >= max(`threshold`, `certain`) always does; a score from `threshold` up to there only
-    when each picture is among the other's DUPLICATE_NEIGHBOURS best matches. An album of N pictures has N^2/2
-    pairs, so the 0.1 % threshold alone let thousands of look-alikes (screenshots of one dialog, star fields) into
-    groups; `certain` is calibrated at 1 in 100,000 unrelated pairs but alone misses most edited copies
-    (docs/QUALITY.md measures both and this rule).
+    Which pairs match: a score >= `threshold` that also stands out from both pictures' neighbourhoods, score -
+    (b_i + b_j) / 2 >= `margin`, where b_i is picture i's background: its DUPLICATE_BACKGROUND_RANK-th best score in
+    the album (`pairs_and_background`; 0 with fewer other pictures, so a small album groups at the threshold alone).
+    An album of N pictures has N^2/2 pairs, and look-alikes (screenshots of one dialog, star fields, textures) score
+    as high with each other as a photo with its edits; but they also score high with their tenth-best, a photo's
+    copies do not. On the validation album (v5) this kept precision 0.94-0.98 at recall 0.26-0.45 for margins
+    0.10-0.06, where the rule it replaces (a certain threshold, mutual nearest neighbours below it) had 0.82 at 0.35
+    and could never make a group of more than three pictures below the certain threshold (docs/QUALITY.md).
 
     Complete linkage: two groups merge only if every picture of one matches every picture of the other, so a chain
     of matches never links unrelated photos (single linkage turned a generated folder of 1,000 crops of 16 photos
@@ -171,23 +247,13 @@ def find_groups(
     for row, key in enumerate(keys):
         copies.setdefault(key, []).append(row)
     pictures = list(copies.values())
-    first, second, scores = similar_pairs_indexed(vectors[[rows[0] for rows in pictures]], threshold)
-    keep = (scores >= max(threshold, certain)) | _mutual_neighbours(len(pictures), first, second, scores)
+    first, second, scores, background = pairs_and_background(vectors[[rows[0] for rows in pictures]], threshold)
+    keep = scores - (background[first] + background[second]) / 2 >= margin
     clusters = _complete_linkage(len(pictures), first[keep], second[keep], scores[keep])
     clustered = {picture for cluster in clusters for picture in cluster}
     clusters += [[picture] for picture, rows in enumerate(pictures) if len(rows) > 1 and picture not in clustered]
     groups = [DuplicateGroup(sorted(row for picture in cluster for row in pictures[picture])) for cluster in clusters]
     return sorted(groups, key=lambda g: g.members[0])
-
-
-def _mutual_neighbours(count: int, first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """For each pair, whether each of its two pictures is among the other's DUPLICATE_NEIGHBOURS best matches.
-    The pairs alone tell: a picture that outscores a match of i is itself a match of i."""
-    rows = np.concatenate([first, second])
-    by_row = np.lexsort((-np.concatenate([scores, scores]), rows))  # each picture's matches, best first
-    rank = np.empty(len(rows), np.int64)
-    rank[by_row] = np.arange(len(rows)) - np.searchsorted(rows[by_row], rows[by_row])
-    return np.maximum(rank[: len(first)], rank[len(first):]) < DUPLICATE_NEIGHBOURS
 
 
 def _complete_linkage(count: int, first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> list[list[int]]:

@@ -32,14 +32,19 @@ def _calibrated_threshold(key: str, manifest: Path = MANIFEST) -> float:
 
 
 # The similarity score (0.5 + 0.5 * cos) from which `image-similarity duplicates` may call two images the same
-# picture: the calibrated threshold at 0.1 % false positives. An album of N photos has N^2/2 pairs, so from there up
-# to DUPLICATE_CERTAIN_THRESHOLD (calibrated at 1 in 100,000 unrelated pairs of an album) a pair counts only when
-# each picture is among the other's DUPLICATE_NEIGHBOURS best matches: on the validation album that kept recall
-# (0.30 against 0.32) and doubled precision (0.78 against 0.40); the certain threshold alone found 0.08 of the
-# pairs (docs/QUALITY.md).
-DUPLICATE_THRESHOLD = _calibrated_threshold("fpr_0.001")
-DUPLICATE_CERTAIN_THRESHOLD = _calibrated_threshold("duplicates")
-DUPLICATE_NEIGHBOURS = 2
+# picture: the calibrated threshold at 1 % false positives. An album of N photos has N^2/2 pairs, so a pair must also
+# stand out from both pictures' neighbourhoods by DUPLICATE_MARGIN (calibrated per model on the validation album:
+# the smallest margin with pair precision >= 0.95): its score minus the mean of the two pictures' background, each
+# one's DUPLICATE_BACKGROUND_RANK-th best score in the album (album/duplicates.py, find_groups).
+DUPLICATE_THRESHOLD = _calibrated_threshold("fpr_0.01")
+DUPLICATE_MARGIN = _calibrated_threshold("duplicates_margin")
+# The tenth best, not the first few: a picture's own copies (a group of up to about nine) must not raise its
+# background and so hide each other; rank 5 did slightly better on the validation album, whose groups have three.
+DUPLICATE_BACKGROUND_RANK = 10
+# `duplicates --against LIBRARY` / `--against-collection`: each new photo against every item, with no album of its
+# own to stand out from, so no margin; they keep the 0.1 % threshold they had (at 1 %, an unrelated photo would meet
+# about 100 false matches in a library of 10,000).
+LIBRARY_MATCH_THRESHOLD = _calibrated_threshold("fpr_0.001")
 
 
 def cpu_count() -> int:

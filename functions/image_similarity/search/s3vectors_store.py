@@ -24,8 +24,6 @@ from botocore.exceptions import ClientError
 from image_similarity.core.errors import RequestError
 from image_similarity.search.store import CollectionInfo, Match, item_not_found, not_found, version_mismatch
 
-# The environment variable naming the stack's vector bucket (set by infra/search.py on the search function).
-VECTOR_BUCKET_ENV = "IMAGE_SEARCH_VECTOR_BUCKET"
 MODEL_VERSION_TAG = "image-similarity:model-version"
 METADATA_KEY = "metadata"
 DISTANCE_METRIC = "cosine"

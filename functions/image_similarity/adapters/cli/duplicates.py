@@ -12,14 +12,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from image_similarity.adapters.cli.common import add_bulk_options, inputs, open_embedding, threshold
+from image_similarity.adapters.cli.common import add_bulk_options, inputs, margin, open_embedding, threshold
 from image_similarity.adapters.cli.search import Collection, embeddings
 from image_similarity.album.duplicate_finder import DuplicateResult, find_duplicates
 from image_similarity.album.duplicate_report import write_report
 from image_similarity.album.image_files import AlbumInputError
 from image_similarity.album.keep import DEFAULT_KEEP, KEEP_RULES
 from image_similarity.album.moves import apply_moves, default_log_path, plan_moves
-from image_similarity.core.settings import DUPLICATE_THRESHOLD
+from image_similarity.core.settings import DUPLICATE_MARGIN, DUPLICATE_THRESHOLD, LIBRARY_MATCH_THRESHOLD
 from image_similarity.search.api import check_name, most_matches
 
 
@@ -32,7 +32,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     json_out, html_out = _outputs(args)  # checked before any work: an hour of embedding is not lost to a typo
     embedding = open_embedding(args)
     result = find_duplicates(*locations, threshold=args.threshold, keep=args.keep, against=args.against,
-                             embedding=embedding)
+                             embedding=embedding, margin=args.margin)
     if json_out != "-":
         _print_groups(result)
     document = json.dumps(result.to_json(), indent=1) + "\n"
@@ -64,12 +64,13 @@ def _against_collection(args: argparse.Namespace) -> int:
     collection = Collection(args.against_collection, args, version)
     info = collection.describe()  # a missing collection stops here, before any photo is embedded
     skipped, photos = [], []
+    threshold = LIBRARY_MATCH_THRESHOLD if args.threshold is None else args.threshold
     for outcome in tqdm(outcomes, total=len(locations), unit="img", disable=None, file=sys.stderr):
         if outcome.vector is None:
             skipped.append({"path": outcome.location, "reason": outcome.error})
             continue
         # `index` names items by their location: an image already in the collection is not its own duplicate.
-        matches = [m for m in collection.search(outcome.vector, most_matches(), args.threshold)
+        matches = [m for m in collection.search(outcome.vector, most_matches(), threshold)
                    if m["id"] != outcome.location]
         if matches:
             photos.append({"image": outcome.location, "matches": matches})
@@ -80,7 +81,7 @@ def _against_collection(args: argparse.Namespace) -> int:
             for match in photo["matches"]:
                 print(f"      {match['similarity']:.4f}  {match['id']}")
             print()
-    document = {"model_version": info["model_version"], "threshold": args.threshold,
+    document = {"model_version": info["model_version"], "threshold": threshold,
                 "against_collection": collection.name, "scanned": len(locations),
                 "embedded": len(locations) - len(skipped), "skipped": skipped, "photos": photos}
     text = json.dumps(document, indent=1) + "\n"
@@ -149,9 +150,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__)
     dups.add_argument("folders", nargs="+", metavar="DIR",
                       help="folders (walked recursively), image files, or - to read names from stdin")
-    dups.add_argument("--threshold", type=threshold, default=DUPLICATE_THRESHOLD,
-                      help="similarity from which two images may be duplicates: below the model's album threshold "
-                           "only when each is among the other's best matches (default %(default)s)")
+    dups.add_argument("--threshold", type=threshold,
+                      help="similarity from which two images may be duplicates (default: the model's 1 %% "
+                           f"false-positive threshold, {DUPLICATE_THRESHOLD}, in an album; its 0.1 %% one, "
+                           f"{LIBRARY_MATCH_THRESHOLD}, with --against or --against-collection)")
+    dups.add_argument("--margin", type=margin, default=DUPLICATE_MARGIN,
+                      help="how far an album pair's similarity must stand out from its two images' 10th-best "
+                           "matches in the album, so look-alikes (screenshots, textures) are not grouped; 0 groups "
+                           "from the threshold alone (default %(default)s: calibrated for the model; not used with "
+                           "--against or --against-collection)")
     dups.add_argument("--keep", choices=KEEP_RULES, default=DEFAULT_KEEP,
                       help="which copy of a group to keep: largest = most pixels, then least compressed, then oldest; "
                            "oldest / newest by EXIF date, else file time; path-order = first path (default "
