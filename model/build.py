@@ -3,7 +3,7 @@ head (model/copy_head.npz, fitted by model/train.py), and prove it right.
 
     python model/build.py            # writes functions/image_similarity/model/{embedding.onnx,manifest.json}
 
-The shipped graph (model/copydetect.py) is Lite0's ImageNet stages 1-5, the trained stages 6-7 + head, GeM pooling and
+The shipped graph (model/copydetect.py) is Lite0's ImageNet stages 1-4, the trained stages 5-7 + head, GeM pooling and
 a 512-d projection, quantized to int8 (model/quantize.py). Checks, each fatal: the classifier built from the same
 weights names a cat for scikit-image's `chelsea` photo (through ONNX Runtime, so the export path is checked too),
 the fp32 embedding graph matches torch at the service's input size, and the int8 graph stays close to the fp32 one
@@ -67,7 +67,7 @@ class EmbeddingSpec:
 SPEC = EmbeddingSpec(version="lite0-head512gem-224-v2", stages=(HEAD,), pooling="gem", head_channels=512)
 # What the service runs: the copy-detection net, int8. A new string whenever the vectors change (users' indexes
 # depend on it).
-SHIPPED_VERSION = "lite0-copydetect512-224-int8-v5"
+SHIPPED_VERSION = "lite0-copydetect512-224-int8-v6"
 INPUT_SIZE = SPEC.size
 WEIGHTS_PACKAGE = SPEC.weights_package
 HEAD_WEIGHTS = Path(__file__).resolve().parent / "copy_head.npz"

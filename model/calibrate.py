@@ -12,6 +12,8 @@ The validation set is taken without its same-picture originals (bench/quality/hy
   builds from the validation split (every original, the copies of a seeded half of them): the smallest margin of
   MARGIN_GRID whose pair precision reaches DUPLICATES_PRECISION (the issue's target); its spread over random
   halves of the originals says how stable that choice is.
+- `duplicates_certain`: the score from which an album pair matches whatever its neighbourhood: at most
+  DUPLICATES_CERTAIN_FPR of the same album's unrelated pairs (every two images of different originals) exceed it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.quality.corpus_set import load_clean_set
 from bench.quality.dataset import BenchSet
-from bench.quality.duplicates_bench import measure_duplicates
+from bench.quality.duplicates_bench import album, measure_duplicates
 from bench.quality.methods import OnnxEmbedding
 from bench.quality.metrics import pair_scores, threshold_at_fpr
 
@@ -34,13 +36,26 @@ DUPLICATES_THRESHOLD = "fpr_0.01"  # the score from which a pair may be a duplic
 DUPLICATES_PRECISION = 0.95
 MARGIN_GRID = np.round(np.arange(0.0, 0.2 + 1e-9, 0.005), 3)
 HALVES = 10  # random halves of the originals: how far the margin moves with the sample
+# About twenty of the validation album's two million unrelated pairs (docs/QUALITY.md: why not one in a million).
+DUPLICATES_CERTAIN_FPR = 1e-5
 
 
-def duplicates_margin(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float) -> dict:
+def duplicates_certain(bench: BenchSet, originals: np.ndarray, copies: np.ndarray) -> float:
+    """The album score at most DUPLICATES_CERTAIN_FPR of the album's unrelated pairs exceed (unrounded)."""
+    vectors, ids, _ = album(bench, originals, copies)
+    vectors = vectors.astype(np.float64)
+    upper = np.triu_indices(len(ids), 1)
+    unrelated = ids[upper[0]] != ids[upper[1]]
+    scores = 0.5 + 0.5 * np.einsum("ij,ij->i", vectors[upper[0][unrelated]], vectors[upper[1][unrelated]])
+    return threshold_at_fpr(scores, DUPLICATES_CERTAIN_FPR)
+
+
+def duplicates_margin(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float,
+                      certain: float) -> dict:
     """The smallest margin of MARGIN_GRID whose album pair precision is >= DUPLICATES_PRECISION (the grid's largest
     if none is), with the album's measurement there."""
     for margin in MARGIN_GRID.tolist():
-        measured = measure_duplicates(bench, originals, copies, threshold, margin)
+        measured = measure_duplicates(bench, originals, copies, threshold, margin, certain)
         if measured["precision"] >= DUPLICATES_PRECISION:
             break
     return {"margin": margin, **measured}
@@ -60,7 +75,8 @@ def half_margins(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, thr
                                    names=[bench.names[i] for i in half.tolist()],
                                    copies=[bench.copies[i] for i in keep.tolist()],
                                    labels=renumber[bench.labels[keep]], kinds=bench.kinds[keep])
-        found.append(duplicates_margin(part, originals[half], copies[keep], threshold)["margin"])
+        certain = duplicates_certain(part, originals[half], copies[keep])
+        found.append(duplicates_margin(part, originals[half], copies[keep], threshold, certain)["margin"])
     return found
 
 
@@ -70,14 +86,17 @@ def calibrate(onnx_path: Path, size: int = 224) -> dict:
     originals, copies = model.embed(bench.originals), model.embed(bench.copies)
     positives, negatives = pair_scores(0.5 + 0.5 * originals @ copies.T, bench.labels)
     thresholds = {key: round(threshold_at_fpr(negatives, fpr), 4) for key, fpr in FPRS.items()}
-    album = duplicates_margin(bench, originals, copies, thresholds[DUPLICATES_THRESHOLD])
-    thresholds["duplicates_margin"] = album["margin"]
+    thresholds["duplicates_certain"] = round(duplicates_certain(bench, originals, copies), 4)
+    found = duplicates_margin(bench, originals, copies, thresholds[DUPLICATES_THRESHOLD],
+                              thresholds["duplicates_certain"])
+    thresholds["duplicates_margin"] = found["margin"]
     halves = half_margins(bench, originals, copies, thresholds[DUPLICATES_THRESHOLD])
     return {"thresholds": thresholds, "split": "validation", "originals": len(bench.originals),
             "unrelated_pairs": len(negatives), "matching_pairs": len(positives),
             "tpr": {key: round(float((positives > t).mean()), 4) for key, t in thresholds.items() if key in FPRS},
             "duplicates": {"threshold": DUPLICATES_THRESHOLD, "precision_target": DUPLICATES_PRECISION,
-                           "album_images": album["images"], "groups": album["groups"],
-                           "pairs_true": album["pairs_true"], "pairs_found": album["pairs_found"],
-                           "precision": round(album["precision"], 4), "recall": round(album["recall"], 4),
+                           "certain_fpr": DUPLICATES_CERTAIN_FPR,
+                           "album_images": found["images"], "groups": found["groups"],
+                           "pairs_true": found["pairs_true"], "pairs_found": found["pairs_found"],
+                           "precision": round(found["precision"], 4), "recall": round(found["recall"], 4),
                            "halves": halves}}

@@ -2,14 +2,15 @@
 
     python model/train.py [--retrain]   # views -> features -> whitening -> fine-tune -> model/copy_head.npz
 
-Stages (each skipped when its output exists under CORPUS_DIR/train/, so no step runs much over half an hour):
+Stages (each skipped when its output exists under CORPUS_DIR/train/<package list>/; the fine-tune checkpoints the best
+epoch after each one, about 13 minutes apart on one core):
 1. views: per train original (loaded at most 512 px on its longest side, as the benchmark's), its centre square and
    VIEW_STREAMS x AUG_VIEWS seeded copies (bench/quality/transforms.py, all kinds, the hard ones twice as often), as
    the model's 224 x 224 uint8 input.
-2. features: the frozen trunk (Lite0 stages 1-5, ImageNet weights) on every view, kept as float16.
+2. features: the frozen trunk (Lite0 stages 1-4, ImageNet weights) on every view, kept as float16.
 3. whitening: the ImageNet head, GeM pooled, then a 512-d learned whitening fitted in closed form on the
    (original, copy) pairs: directions in which a copy differs from its original are shrunk, the rest kept.
-4. fine-tune: stages 6 and 7, the head, the GeM exponent and the projection trained with a multi-positive InfoNCE loss
+4. fine-tune: stages 5 to 7, the head, the GeM exponent and the projection trained with a multi-positive InfoNCE loss
    (every view of an image is a positive of every other; the rest of the batch are negatives), from step 3. Each
    epoch pairs every image's centre square with COPIES_PER_STEP of its copies drawn afresh; the learning rate
    follows a cosine from LEARNING_RATE to 0 over the run. The epoch kept is the one with the best validation mAP
@@ -43,12 +44,12 @@ from bench.quality.transforms import ALL_TRANSFORMS, HARD_TRANSFORMS, jpeg
 TRAIN_SEED = 1301
 N_TRAIN = 2516  # all the train originals
 AUG_VIEWS = 2  # per stream
-VIEW_STREAMS = 2  # 1 clean + 4 copies per image
+VIEW_STREAMS = 4  # 1 clean + 8 copies per image
 SIZE = 224
 CHUNK = 100
-EPOCHS = 5  # each epoch trains stages 6-7 on 5,274 views: about 4-7 min on 1 shared core
+EPOCHS = 5  # each epoch trains stages 5-7 on 7,548 views: about 12 min on 1 core
 BATCH_IMAGES = 96
-COPIES_PER_STEP = 2  # of an image's 4 copies, drawn afresh each epoch (model/MODEL_CARD.md)
+COPIES_PER_STEP = 2  # of an image's 8 copies, drawn afresh each epoch (model/MODEL_CARD.md)
 TEMPERATURE = 0.05
 LEARNING_RATE = 5e-4  # cosine-decayed to 0 over the run
 PROJECTION_LR_SCALE = 1.0  # 4 (the projection at 2e-3) measured the same: 0.7279 against 0.7284 (model/MODEL_CARD.md)
@@ -67,8 +68,8 @@ def _views_of(job: tuple[int, str, int]) -> np.ndarray:
 
     index, path, stream = job
     image = Entry("", "", path).load()  # longest side at most 512 px, as the benchmark's originals
-    # Stream 0 is v4's views (its seed unchanged, so its cache stays valid); later streams add copies from seeds of
-    # their own.
+    # Each stream has seeds of its own (stream 0 keeps v4's): adding streams leaves the earlier ones' views as they
+    # are.
     rng = np.random.default_rng([TRAIN_SEED, index, stream] if stream else [TRAIN_SEED, index])
     names, weights = _kinds()
     views = [centre_square(image, SIZE)] if stream == 0 else []

@@ -15,7 +15,7 @@ from bench.quality import corpus, hygiene
 from bench.quality.__main__ import CURVE_MARGINS, run
 from bench.quality.corpus_set import choose, kinds_for
 from bench.quality.dataset import BenchSet, encode, generate
-from bench.quality.duplicates_bench import found_by_kind, measure_duplicates, pair_precision_recall
+from bench.quality.duplicates_bench import album, found_by_kind, measure_duplicates, pair_precision_recall
 from bench.quality.methods import OnnxEmbedding, PerceptualHash, TinyImage
 from bench.quality.metrics import mean_average_precision, summarise, threshold_at_fpr, top1
 from bench.quality.report import render
@@ -234,15 +234,25 @@ def crowded_album_set() -> tuple[BenchSet, np.ndarray, np.ndarray]:
 
 def test_the_duplicates_margin_is_the_smallest_of_the_grid_with_the_target_precision_and_halves_move_it():
     bench, originals, copies = crowded_album_set()
-    found = calibrate.duplicates_margin(bench, originals, copies, 0.85)
+    found = calibrate.duplicates_margin(bench, originals, copies, 0.85, 1.01)  # no certain tier
     margin = found["margin"]
     assert 0 < margin < calibrate.MARGIN_GRID[-1] and found["precision"] >= calibrate.DUPLICATES_PRECISION
-    assert measure_duplicates(bench, originals, copies, 0.85, margin - 0.005)["precision"] < (
+    assert measure_duplicates(bench, originals, copies, 0.85, margin - 0.005, 1.01)["precision"] < (
         calibrate.DUPLICATES_PRECISION)
-    assert found["recall"] == measure_duplicates(bench, originals, copies, 0.85, margin)["recall"] > 0.5
+    assert found["recall"] == measure_duplicates(bench, originals, copies, 0.85, margin, 1.01)["recall"] > 0.5
     halves = calibrate.half_margins(bench, originals, copies, 0.85)
     assert len(halves) == calibrate.HALVES and all(h in calibrate.MARGIN_GRID for h in halves)
     assert min(halves) <= margin + 0.05 and max(halves) >= margin - 0.05
+
+
+def test_the_certain_threshold_lets_its_share_of_unrelated_album_pairs_through():
+    bench, originals, copies = crowded_album_set()
+    certain = calibrate.duplicates_certain(bench, originals, copies)
+    vectors, ids, _ = album(bench, originals, copies)
+    scores = 0.5 + 0.5 * vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+    unrelated = scores[np.triu_indices(len(ids), 1)][(ids[:, None] != ids[None, :])[np.triu_indices(len(ids), 1)]]
+    allowed = int(calibrate.DUPLICATES_CERTAIN_FPR * len(unrelated))  # 1 of these 134,550 pairs
+    assert allowed >= 1 and (unrelated > certain).sum() == allowed and certain in unrelated
 
 
 def test_the_shipped_thresholds_are_the_calibrated_ones_and_duplicates_uses_them():
@@ -255,6 +265,7 @@ def test_the_shipped_thresholds_are_the_calibrated_ones_and_duplicates_uses_them
     assert thresholds["fpr_0.01"] < thresholds["fpr_0.001"] < 1 and 0 < thresholds["duplicates_margin"] < 0.2
     assert thresholds["fpr_0.01"] == settings.DUPLICATE_THRESHOLD
     assert thresholds["duplicates_margin"] == settings.DUPLICATE_MARGIN
+    assert thresholds["duplicates_certain"] == settings.DUPLICATE_CERTAIN_THRESHOLD > thresholds["fpr_0.001"]
     assert calibration["duplicates"]["precision"] >= calibrate.DUPLICATES_PRECISION
 
 

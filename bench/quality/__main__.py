@@ -30,7 +30,7 @@ from .metrics import pair_scores, summarise, threshold_at_fpr
 from .report import render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model"))
-from calibrate import DUPLICATES_THRESHOLD, duplicates_margin
+from calibrate import DUPLICATES_THRESHOLD, duplicates_certain, duplicates_margin
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 PERCENTILES = [1, 5, 25, 50, 75, 95, 99]
@@ -115,14 +115,16 @@ def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: 
     originals, copies = vectors["test"]
     test, validation = kept["test"].bench, kept["validation"].bench
     threshold = thresholds[DUPLICATES_THRESHOLD]
-    calibration = duplicates_margin(validation, *vectors["validation"], threshold)
+    certain = duplicates_certain(validation, *vectors["validation"])
+    calibration = duplicates_margin(validation, *vectors["validation"], threshold, certain)
     margin = calibration["margin"]
-    out = {"default": measure_duplicates(test, originals, copies, threshold, margin),
-           "calibration": {k: calibration[k] for k in ("margin", "precision", "recall", "pairs_found", "images")},
-           "calibrated_on_test": duplicates_margin(test, originals, copies, threshold)["margin"]}
+    out = {"default": measure_duplicates(test, originals, copies, threshold, margin, certain),
+           "calibration": {k: calibration[k] for k in ("margin", "certain", "precision", "recall", "pairs_found",
+                                                       "images")},
+           "calibrated_on_test": duplicates_margin(test, originals, copies, threshold, certain)["margin"]}
     if curve:
-        out["curve"] = [measure_duplicates(test, originals, copies, threshold, m) for m in CURVE_MARGINS]
-        out["validation"] = [measure_duplicates(validation, *vectors["validation"], threshold, m)
+        out["curve"] = [measure_duplicates(test, originals, copies, threshold, m, certain) for m in CURVE_MARGINS]
+        out["validation"] = [measure_duplicates(validation, *vectors["validation"], threshold, m, certain)
                              for m in CURVE_MARGINS]
     return out
 

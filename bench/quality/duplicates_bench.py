@@ -53,9 +53,11 @@ def found_by_kind(groups: list[list[int]], ids: np.ndarray, kinds: np.ndarray) -
 
 
 def measure_duplicates(bench: BenchSet, originals: np.ndarray, copies: np.ndarray, threshold: float,
-                       margin: float) -> dict:
-    """find_groups at `threshold` and `margin` on the album of `bench` (its pair precision and recall, per kind)."""
+                       margin: float, certain: float) -> dict:
+    """find_groups at `threshold`, `margin` and `certain` on the album of `bench` (its pair precision and recall,
+    per kind)."""
     vectors, ids, kinds = album(bench, originals, copies)
-    groups = [g.members for g in find_groups(vectors, threshold, margin=margin)]
-    return {"images": len(ids), "threshold": float(threshold), "margin": float(margin), "groups": len(groups),
+    groups = [g.members for g in find_groups(vectors, threshold, margin=margin, certain=certain)]
+    return {"images": len(ids), "threshold": float(threshold), "margin": float(margin), "certain": float(certain),
+            "groups": len(groups),
             **pair_precision_recall(groups, ids), "found_by_kind": found_by_kind(groups, ids, kinds)}

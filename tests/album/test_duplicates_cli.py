@@ -74,12 +74,13 @@ def test_exactly_the_planted_groups_are_found(result, album):
 
 
 def test_the_margin_option_reaches_the_grouping_and_the_json(album, service, shared_cache, tmp_path):
-    """A margin of 1 leaves only the byte-identical copy grouped: no near-copy scores 1 above its background."""
+    """A margin of 1 and no certain threshold leave only the byte-identical copy grouped: no near-copy scores 1
+    above its background, nor 1 itself."""
     out = tmp_path / "dups.json"
     run = run_in_process(service, ["duplicates", str(album.root), "--json", str(out), "--margin", "1",
-                                   "--cache", str(shared_cache)])
+                                   "--certain", "1", "--cache", str(shared_cache)])
     document = json.loads(out.read_text())
-    assert run.status == 1 and document["margin"] == 1.0
+    assert run.status == 1 and document["margin"] == 1.0 and document["certain"] == 1.0
     assert [[image["identical"] for image in group["images"]] for group in document["groups"]] == [[False, True]]
     refused = run_in_process(service, ["duplicates", str(album.root), "--margin", "-0.1"])
     assert refused.status == 2 and "the margin is a difference of similarity scores" in refused.err

@@ -79,6 +79,19 @@ def test_a_crowded_family_of_look_alikes_is_not_grouped_but_a_copy_in_a_sparse_r
     assert len(find_groups(vectors, threshold=0.9, margin=0.0)) > 1
 
 
+def test_a_re_save_among_many_shots_of_one_scene_is_found_by_the_certain_threshold():
+    """30 shots of one scene score 0.95 with each other; a re-save of one of them scores 0.998 with it: far above the
+    others but not by the margin above its tenth best (also a shot of the scene). The certain threshold finds it."""
+    album = unrelated(300, seed=2)
+    shots = near(album[0], 30, 0.33, seed=3)
+    resave = near(shots[7], 1, 0.08, seed=6)
+    vectors = np.concatenate([album[1:], shots, resave])
+    shot, copy = len(album) - 1 + 7, len(vectors) - 1
+    assert scores_of(vectors)[shot, copy] > 0.99
+    assert find_groups(vectors, threshold=0.9, margin=0.06, certain=1.01) == []  # the margin alone misses it
+    assert [g.members for g in find_groups(vectors, threshold=0.9, margin=0.06, certain=0.99)] == [[shot, copy]]
+
+
 def test_an_album_of_fewer_than_eleven_pictures_has_no_background_and_two_pictures_group_at_the_threshold():
     vectors = unrelated(11, seed=5)
     assert pairs_and_background(vectors[:10], 0.9, rank=10)[3].tolist() == [0.0] * 10

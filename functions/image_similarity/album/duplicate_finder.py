@@ -22,7 +22,12 @@ from image_similarity.album.library import Library, load_library
 from image_similarity.album.photo_decode import PhotoFacts, photo_facts
 from image_similarity.core.errors import RequestError
 from image_similarity.core.score import similarity
-from image_similarity.core.settings import DUPLICATE_MARGIN, DUPLICATE_THRESHOLD, LIBRARY_MATCH_THRESHOLD
+from image_similarity.core.settings import (
+    DUPLICATE_CERTAIN_THRESHOLD,
+    DUPLICATE_MARGIN,
+    DUPLICATE_THRESHOLD,
+    LIBRARY_MATCH_THRESHOLD,
+)
 
 FACT_READERS = 8
 # New images scored against the library per block: 4,096 x 100,000 float32 scores = 1.6 GB would be too many.
@@ -82,6 +87,7 @@ class DuplicateResult:
     groups: list[Group]
     against: str | None = None
     margin: float | None = None  # how far an album pair must stand out (find_groups); None against a library
+    certain: float | None = None  # from this score an album pair matches whatever its neighbourhood; idem
 
     @property
     def images_in_groups(self) -> int:
@@ -96,6 +102,7 @@ class DuplicateResult:
             "model_version": self.model_version,
             "threshold": self.threshold,
             "margin": self.margin,
+            "certain": self.certain,
             "keep_rule": self.keep_rule,
             "against": self.against,
             "scanned": self.scanned,
@@ -114,14 +121,15 @@ def find_duplicates(
     against: str | Path | None = None,
     embedding: Embedding | None = None,
     margin: float = DUPLICATE_MARGIN,
+    certain: float = DUPLICATE_CERTAIN_THRESHOLD,
 ) -> DuplicateResult:
     """Group the duplicates among the images under `folders`, with the copy to keep by the `keep` rule.
 
     `threshold` defaults to DUPLICATE_THRESHOLD, and a pair must also stand out from its pictures' neighbourhoods by
-    `margin` (album/duplicates.py, find_groups). With `against` (a folder, or a vectors file written by
-    `image-similarity embed --out`), only the new images that match a library image are reported, each group kept by
-    its library image, at `threshold` alone (default LIBRARY_MATCH_THRESHOLD). `embedding` defaults to the local
-    model with the user's vector cache.
+    `margin` unless it scores `certain` (album/duplicates.py, find_groups). With `against` (a folder, or a vectors file
+    written by `image-similarity embed --out`), only the new images that match a library image are reported, each
+    group kept by its library image, at `threshold` alone (default LIBRARY_MATCH_THRESHOLD). `embedding` defaults to
+    the local model with the user's vector cache.
     """
     embedding = embedding or Embedding.local()
     locations = find_images([str(f) if is_url(str(f)) else str(Path(f).expanduser()) for f in folders])
@@ -135,7 +143,7 @@ def find_duplicates(
     with ThreadPoolExecutor(FACT_READERS) as pool:
         if library is None:
             groups = [_album_group(run, g.members, keep, embedding.read, pool)
-                      for g in find_groups(run.vectors, threshold, run.keys, margin)]
+                      for g in find_groups(run.vectors, threshold, run.keys, margin, certain)]
         else:
             groups = _library_groups(run, library, threshold, embedding.read, pool)
     return DuplicateResult(
@@ -147,6 +155,7 @@ def find_duplicates(
         groups=sorted(groups, key=lambda g: g.keep),
         against=str(against) if against is not None else None,
         margin=None if library else margin,
+        certain=None if library else certain,
     )
 
 

@@ -19,7 +19,12 @@ from image_similarity.album.duplicate_report import write_report
 from image_similarity.album.image_files import AlbumInputError
 from image_similarity.album.keep import DEFAULT_KEEP, KEEP_RULES
 from image_similarity.album.moves import apply_moves, default_log_path, plan_moves
-from image_similarity.core.settings import DUPLICATE_MARGIN, DUPLICATE_THRESHOLD, LIBRARY_MATCH_THRESHOLD
+from image_similarity.core.settings import (
+    DUPLICATE_CERTAIN_THRESHOLD,
+    DUPLICATE_MARGIN,
+    DUPLICATE_THRESHOLD,
+    LIBRARY_MATCH_THRESHOLD,
+)
 from image_similarity.search.api import check_name, most_matches
 
 
@@ -32,7 +37,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     json_out, html_out = _outputs(args)  # checked before any work: an hour of embedding is not lost to a typo
     embedding = open_embedding(args)
     result = find_duplicates(*locations, threshold=args.threshold, keep=args.keep, against=args.against,
-                             embedding=embedding, margin=args.margin)
+                             embedding=embedding, margin=args.margin, certain=args.certain)
     if json_out != "-":
         _print_groups(result)
     document = json.dumps(result.to_json(), indent=1) + "\n"
@@ -159,6 +164,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "matches in the album, so look-alikes (screenshots, textures) are not grouped; 0 groups "
                            "from the threshold alone (default %(default)s: calibrated for the model; not used with "
                            "--against or --against-collection)")
+    dups.add_argument("--certain", type=threshold, default=DUPLICATE_CERTAIN_THRESHOLD,
+                      help="similarity from which an album pair is a duplicate whatever its neighbours, such as a "
+                           "re-saved photo among many shots of one scene (default %(default)s: one in 100,000 "
+                           "unrelated album pairs, calibrated for the model; 1 turns it off)")
     dups.add_argument("--keep", choices=KEEP_RULES, default=DEFAULT_KEEP,
                       help="which copy of a group to keep: largest = most pixels, then least compressed, then oldest; "
                            "oldest / newest by EXIF date, else file time; path-order = first path (default "
