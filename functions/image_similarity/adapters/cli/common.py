@@ -89,24 +89,22 @@ def summary(run: EmbedRun) -> str:
     return f"{len(run.locations)} images embedded ({run.cached} from cache), {len(run.failures)} skipped"
 
 
-def threshold(text: str) -> float:
+def _from_0_to_1(text: str, meaning: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the threshold is a similarity score between 0 and 1")
+        raise argparse.ArgumentTypeError(f"{text!r}: {meaning}")
     return value
+
+
+def threshold(text: str) -> float:
+    return _from_0_to_1(text, "the threshold is a similarity score between 0 and 1")
 
 
 def margin(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the margin is a difference of similarity scores, 0 to 1")
-    return value
+    return _from_0_to_1(text, "the margin is a difference of similarity scores, 0 to 1")
 
 
 def positive(text: str) -> int:
