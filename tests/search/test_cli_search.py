@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 
 import pytest
 import waitress.server
@@ -95,23 +96,27 @@ def test_k_out_of_range_is_refused(local_cli, capsys):
     assert "k is between 1 and 100" in capsys.readouterr().err
 
 
-def test_remote_index_and_search_go_through_the_api(service, tmp_path, folder, capsys, monkeypatch):
+@pytest.fixture
+def remote_api(service, tmp_path, monkeypatch) -> Iterator[tuple[str, LocalStore]]:
+    """A real server on 127.0.0.1 serving the collection routes from its own store: (API URL, that store)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     store = LocalStore(tmp_path / "server-data")
     routes = CollectionRoutes(service, store)
     server = waitress.server.create_server(ServiceApp(service, API_PATH, collections=lambda: routes),
                                            host="127.0.0.1", port=0)
     threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}{API_PATH}"
-    try:
-        assert cli.main(["index", str(folder / "trip"), "--collection", "remote", "--remote", url]) == 0
-        assert store.describe("remote").count == 3
-        coffee = str(folder / "trip" / "coffee.jpg")
-        capsys.readouterr()
-        assert cli.main(["search", coffee, "--collection", "remote", "--remote", url, "-k", "1"]) == 0
-        assert lines(capsys.readouterr().out)[0]["matches"][0]["id"] == coffee
-    finally:
-        server.close()
+    yield f"http://127.0.0.1:{server.effective_port}{API_PATH}", store
+    server.close()
+
+
+def test_remote_index_and_search_go_through_the_api(remote_api, folder, capsys):
+    url, store = remote_api
+    assert cli.main(["index", str(folder / "trip"), "--collection", "remote", "--remote", url]) == 0
+    assert store.describe("remote").count == 3
+    coffee = str(folder / "trip" / "coffee.jpg")
+    capsys.readouterr()
+    assert cli.main(["search", coffee, "--collection", "remote", "--remote", url, "-k", "1"]) == 0
+    assert lines(capsys.readouterr().out)[0]["matches"][0]["id"] == coffee
 
 
 @pytest.fixture
@@ -196,26 +201,17 @@ def test_duplicates_against_a_collection_with_a_bad_name_is_a_usage_error(local_
     assert stop.value.code == 2 and "invalid collection name" in capsys.readouterr().err
 
 
-def test_remote_duplicates_against_a_collection_go_through_the_api(service, tmp_path, folder, new_photos, capsys,
-                                                                   monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    routes = CollectionRoutes(service, LocalStore(tmp_path / "server-data"))
-    server = waitress.server.create_server(ServiceApp(service, API_PATH, collections=lambda: routes),
-                                           host="127.0.0.1", port=0)
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}{API_PATH}"
-    try:
-        assert cli.main(["index", str(folder / "trip"), "--collection", "remote", "--remote", url]) == 0
-        capsys.readouterr()
-        assert cli.main(["duplicates", str(new_photos), "--against-collection", "remote", "--remote", url,
-                         "--json", "-"]) == 0
-        document = json.loads(capsys.readouterr().out)
-        (photo,) = document["photos"]
-        assert photo["image"] == str(new_photos / "cat-copy.jpg")
-        assert [m["id"] for m in photo["matches"]] == [str(folder / "trip" / "chelsea.jpg")]
-        assert document["model_version"] == service.model_version
-        with pytest.raises(SystemExit) as stop:
-            cli.main(["duplicates", str(new_photos), "--against-collection", "absent", "--remote", url])
-        assert stop.value.code == 2 and "404" in capsys.readouterr().err
-    finally:
-        server.close()
+def test_remote_duplicates_against_a_collection_go_through_the_api(remote_api, service, folder, new_photos, capsys):
+    url, _ = remote_api
+    assert cli.main(["index", str(folder / "trip"), "--collection", "remote", "--remote", url]) == 0
+    capsys.readouterr()
+    assert cli.main(["duplicates", str(new_photos), "--against-collection", "remote", "--remote", url,
+                     "--json", "-"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (photo,) = document["photos"]
+    assert photo["image"] == str(new_photos / "cat-copy.jpg")
+    assert [m["id"] for m in photo["matches"]] == [str(folder / "trip" / "chelsea.jpg")]
+    assert document["model_version"] == service.model_version
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["duplicates", str(new_photos), "--against-collection", "absent", "--remote", url])
+    assert stop.value.code == 2 and "404" in capsys.readouterr().err
