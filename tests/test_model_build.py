@@ -141,3 +141,17 @@ def test_each_epoch_pairs_every_centre_square_with_copies_drawn_afresh():
     assert (first[:, 0] == 0).all() and ((first[:, 1:] >= 1) & (first[:, 1:] <= 4)).all()
     assert all(len(set(row[1:])) == len(row) - 1 for row in first)  # no copy twice in a step
     assert (first != second).any()
+
+
+def test_the_training_cache_is_keyed_by_the_corpus_package_list(monkeypatch):
+    """Views are chunk files by position in the train split: another package list (another split) must not find
+    the old chunks and train on them."""
+    import train
+
+    from bench.quality import corpus
+
+    expected = corpus.CORPUS_DIR / "train" / corpus.corpus_key()[:12]
+    assert expected == train.WORK
+    before = corpus.corpus_key()
+    monkeypatch.setattr(corpus, "PACKAGES", corpus.PACKAGES[:-1])
+    assert corpus.corpus_key() != before
