@@ -26,9 +26,9 @@ class ModelInfo:
     input_size: int
     output_name: str
     dim: int
-    # Similarities above which two images are the same picture at 1 % / 0.1 % false positives and, for albums, at
-    # 1 in 100,000 pairs ({"fpr_0.01", "fpr_0.001", "duplicates"}), calibrated for this model file on held-out
-    # images (model/calibrate.py); GET /ping publishes them all.
+    # Similarities above which two images are the same picture at 1 % / 0.1 % false positives, and the album rule's
+    # certain threshold and margin ({"fpr_0.01", "fpr_0.001", "duplicates_certain", "duplicates_margin"}), calibrated
+    # for this model file on held-out images (model/calibrate.py); GET /ping publishes them all.
     thresholds: dict[str, float]
 
     @classmethod

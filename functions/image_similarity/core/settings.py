@@ -38,7 +38,7 @@ def _calibrated_threshold(key: str, manifest: Path = MANIFEST) -> float:
 # one's DUPLICATE_BACKGROUND_RANK-th best score in the album (album/duplicates.py, find_groups).
 DUPLICATE_THRESHOLD = _calibrated_threshold("fpr_0.01")
 DUPLICATE_MARGIN = _calibrated_threshold("duplicates_margin")
-# From this score a pair matches whatever its neighbourhood (one in a million unrelated pairs of the validation
+# From this score a pair matches whatever its neighbourhood (one in 100,000 unrelated pairs of the validation
 # album): a re-save among many similar shots of one scene stands out from them, but not always by the margin.
 DUPLICATE_CERTAIN_THRESHOLD = _calibrated_threshold("duplicates_certain")
 # The tenth best, not the first few: a picture's own copies (a group of up to about nine) must not raise its
