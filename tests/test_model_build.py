@@ -155,3 +155,47 @@ def test_the_training_cache_is_keyed_by_the_corpus_package_list(monkeypatch):
     before = corpus.corpus_key()
     monkeypatch.setattr(corpus, "PACKAGES", corpus.PACKAGES[:-1])
     assert corpus.corpus_key() != before
+
+
+def test_unfreezing_a_stage_keeps_the_trained_blocks_and_the_embedding():
+    """The second fine-tune starts where the first ended: stage 4 added back with ImageNet's weights, on the trunk
+    that ends at stage 3, gives the first fine-tune's embedding."""
+    import torch
+    import train
+    from build import load_backbone
+    from copydetect import CopyHead, FrozenTrunk
+
+    torch.manual_seed(0)
+    backbone = load_backbone(train.SIZE).eval()
+    first = CopyHead(backbone, frozen=4).eval()
+    with torch.no_grad():  # as a fine-tune would have moved them
+        for parameter in first.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    grown = train.unfreeze(first, 3).eval()
+    assert len(grown.blocks) == len(first.blocks) + 3  # stage 4's three MBConv blocks
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8))
+    with torch.no_grad():
+        before = first(FrozenTrunk(backbone, 4).eval()(images))
+        after = grown(FrozenTrunk(backbone, 3).eval()(images))
+    assert torch.allclose(before, after, atol=1e-5)
+    assert not torch.allclose(before, CopyHead(backbone, frozen=3).eval()(FrozenTrunk(backbone, 3).eval()(images)),
+                              atol=1e-3)  # a head that was not carried over gives another embedding
+
+
+def test_a_fine_tune_on_a_tiny_cache_checkpoints_each_epoch_and_keeps_its_best():
+    import torch
+    import train
+    from build import load_backbone
+    from copydetect import CopyHead
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(60, 3, 80, 14, 14)).astype(np.float16)  # 60 images: one batch a step
+    val = {"originals": feats[:12, 0], "copies": feats[:12, 1:].reshape(24, 80, 14, 14),
+           "labels": np.repeat(np.arange(12), 2), "kinds": np.array(["screen_hard", "print_hard", "combo"] * 8)}
+    head = CopyHead(load_backbone(train.SIZE), frozen=4)
+    saved = []
+    log = train.stage_finetune(head, feats, val, 2, 5e-4, lambda state, log: saved.append(log["best"]["epoch"]))
+    assert [h["epoch"] for h in log["history"]] == [0, 1, 2] and len(saved) == 2
+    assert log["best"]["mAP"] == max(h["mAP"] for h in log["history"])
+    assert train.validate(head, val)["mAP"] == pytest.approx(log["best"]["mAP"])  # the kept state is the best epoch's
