@@ -199,3 +199,55 @@ def test_a_fine_tune_on_a_tiny_cache_checkpoints_each_epoch_and_keeps_its_best()
     assert [h["epoch"] for h in log["history"]] == [0, 1, 2] and len(saved) == 2
     assert log["best"]["mAP"] == max(h["mAP"] for h in log["history"])
     assert train.validate(head, val)["mAP"] == pytest.approx(log["best"]["mAP"])  # the kept state is the best epoch's
+
+
+def test_the_recipe_caches_an_earlier_fine_tune_and_a_rerun_starts_from_it(monkeypatch, tmp_path):
+    """Both fine-tunes on a tiny fake cache: the run's log names both; with the shipped head deleted (`--retrain`),
+    the earlier fine-tune's cached head is re-used (no whitening, one fine-tune) and the result is the same."""
+    import torch
+    import train
+    from copydetect import CopyHead
+
+    shapes = {4: (80, 14, 14), 3: (40, 28, 28)}
+    rng = np.random.default_rng(0)
+    feats = {frozen: rng.normal(size=(50, 3, *shape)).astype(np.float16) for frozen, shape in shapes.items()}
+
+    class FakeTrunk:
+        def __init__(self, threads, frozen):
+            self.frozen, self.dir = frozen, tmp_path / f"stage{frozen}"
+            self.dir.mkdir(exist_ok=True)
+
+    calls = {"whitening": 0, "finetune": 0}
+    real_finetune = train.stage_finetune
+
+    def finetune(*args, **kwargs):
+        calls["finetune"] += 1
+        return real_finetune(*args, **kwargs)
+
+    def val_of(trunk):
+        f = feats[trunk.frozen]
+        return {"originals": f[:10, 0], "copies": f[:10, 1], "labels": np.arange(10),
+                "kinds": np.array((["screen_hard", "print_hard", "combo"] * 4)[:10])}
+
+    monkeypatch.setattr(train, "HERE", tmp_path)
+    monkeypatch.setattr(train, "HEAD_WEIGHTS", tmp_path / "copy_head.npz")
+    monkeypatch.setattr(train, "FINETUNES", (train.Finetune(4, 1, 5e-4), train.Finetune(3, 1, 3e-4)))
+    monkeypatch.setattr(train, "stage_views", lambda workers: [])
+    monkeypatch.setattr(train, "TrunkRunner", FakeTrunk)
+    monkeypatch.setattr(train, "stage_features", lambda streams, trunk: feats[trunk.frozen])
+    monkeypatch.setattr(train, "stage_validation_features", val_of)
+    monkeypatch.setattr(train, "stage_whitening", lambda head, f: calls.update(whitening=calls["whitening"] + 1))
+    monkeypatch.setattr(train, "stage_finetune", finetune)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # the rest of the session keeps its own
+
+    head, log = train.trained_head(workers=1)
+    assert [f["frozen"] for f in log["finetunes"]] == [4, 3] and calls == {"whitening": 1, "finetune": 2}
+    assert (tmp_path / "stage4" / "head.npz").exists() and isinstance(head, CopyHead)
+    assert len(head.blocks) == 3 + 3 + 4 + 1  # stages 4-7: the last fine-tune's
+    first = {k: t.clone() for k, t in head.state_dict().items()}
+
+    train.HEAD_WEIGHTS.unlink()
+    head, log = train.trained_head(workers=1)
+    assert calls == {"whitening": 1, "finetune": 3}  # only the last fine-tune ran again
+    assert [f["frozen"] for f in log["finetunes"]] == [4, 3]
+    assert all(torch.equal(first[k], t) for k, t in head.state_dict().items())  # seeded: the same head again
