@@ -60,7 +60,7 @@ WORK = CORPUS_DIR / "train" / corpus_key()[:12]  # the views are of this package
 @dataclass(frozen=True)
 class Finetune:
     frozen: int  # stages 1..frozen keep ImageNet's weights; their output is cached
-    epochs: int  # an epoch is 7,548 views: about 10 min on 1 core from stage 5 on, 17 min from stage 4 on
+    epochs: int  # an epoch is 7,548 views: 9-12 min on 1 core from stage 5 on, 13-17 min from stage 4 on
     learning_rate: float  # cosine-decayed to 0 over the fine-tune
 
 
