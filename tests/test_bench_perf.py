@@ -60,4 +60,9 @@ def test_quick_benchmark_prints_every_section_and_writes_json(tmp_path):
     assert results["quick"] is True
     assert all(math.isfinite(n) and n >= 0 for n in numbers(results))
     assert results["cold_start"]["errors"] == 0
+    # The host's int8 instruction sets are named, as they set the absolute times (AVX2 only: about 3x slower).
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    extensions = results["machine"]["cpu_int8_extensions"]
+    assert "avx2" in flags and "avx2" in extensions and all(e in flags for e in extensions)
+    assert f"; {', '.join(extensions)} vector extensions)" in run.stdout.split("## Per image")[0]
     assert sum(r["errors"] for r in results["server"]) == 0
