@@ -64,5 +64,7 @@ def test_quick_benchmark_prints_every_section_and_writes_json(tmp_path):
     flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
     extensions = results["machine"]["cpu_int8_extensions"]
     assert "avx2" in flags and "avx2" in extensions and all(e in flags for e in extensions)
-    assert f"; {', '.join(extensions)} vector extensions)" in run.stdout.split("## Per image")[0]
+    header = run.stdout.split("## Per image")[0]
+    assert f"; {', '.join(extensions)} vector extensions), Python {results['machine']['python']}, " in header
+    assert "{" not in header
     assert sum(r["errors"] for r in results["server"]) == 0

@@ -82,7 +82,7 @@ def markdown(results: dict) -> str:
         "# Performance benchmark (`make bench-perf`)",
         (f"Run {results['date']}{' (quick mode: one repetition, not figures to quote)' if results['quick'] else ''}"
         f" on {m['cpus_available']} CPUs ({m['cpu']}; {', '.join(m.get('cpu_int8_extensions') or ['no'])} vector "
-        "extensions), Python {m['python']}, ONNX Runtime {m['onnxruntime']}, "
+        f"extensions), Python {m['python']}, ONNX Runtime {m['onnxruntime']}, "
         f"model `{results['model']}` at {results['model_input_size']} px; medians of {results['reps']} interleaved "
         f"repetitions, milliseconds per request (a pair is two images). The machine is shared: 1-minute load "
         f"average {results['load_average'][0]:.1f} at the start, {results['load_average'][1]:.1f} at the end, so "
