@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aws_cdk import Aws, Fn, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.checks import acknowledge
@@ -45,6 +46,28 @@ def not_deployed_integration(message: str) -> dict:
         ],
     }
 
+
+
+def lambda_proxy_integration(function: lambda_.IFunction, timeout_ms: int | None = None) -> dict:
+    """A Lambda proxy integration of `function` (CloudFormation Integration property); `function` must also be
+    `invoked_by_api`."""
+    uri = Fn.sub(
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
+        {"Arn": function.function_arn},
+    )
+    integration = {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri}
+    if timeout_ms is not None:
+        integration["TimeoutInMillis"] = timeout_ms
+    return integration
+
+
+def invoked_by_api(function: lambda_.Function, source_arn: str) -> None:
+    """Lets the API's methods that match `source_arn` (an execute-api ARN pattern) invoke `function`."""
+    function.add_permission(
+        "ApiGatewayInvoke",
+        principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
+        source_arn=source_arn,
+    )
 
 @dataclass(frozen=True)
 class Backend:

@@ -16,14 +16,13 @@ from aws_cdk import (
     BundlingOptions,
     DockerImage,
     Duration,
-    Fn,
     ILocalBundling,
     NestedStack,
 )
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.api import invoked_by_api, lambda_proxy_integration
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.function_logs import function_role_and_logs
 
@@ -117,17 +116,9 @@ class ApiExplorer(NestedStack):
             "reaches the China Regions later than the others, and the stack must deploy there.",
             "AwsSolutions-L1",
         )
-        self.function.add_permission(
-            "ApiGatewayInvoke",
-            principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            source_arn=props.invoke_source_arn,
-        )
+        invoked_by_api(self.function, props.invoke_source_arn)
 
     @property
     def integration(self) -> dict:
         """The GET methods' integration (CloudFormation Integration property)."""
-        uri = Fn.sub(
-            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
-            {"Arn": self.function.function_arn},
-        )
-        return {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri}
+        return lambda_proxy_integration(self.function)

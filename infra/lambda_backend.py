@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import Aws, CfnCondition, CfnParameter, Duration, Fn, NestedStack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.api import invoked_by_api, lambda_proxy_integration
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, ignore_cfn_lint
 from infra.function_logs import function_role_and_logs
 from infra.service import S3ReadAccess, ServiceProps, service_image
@@ -75,17 +75,9 @@ class LambdaBackend(NestedStack):
             "ReservedConcurrentExecutions", Fn.condition_if(reserves.logical_id, reserved.value_as_number, Aws.NO_VALUE)
         )
         ignore_cfn_lint(function, REDUNDANT_ROLE_DEPENDENCY, "W3005")
-        self.function.add_permission(
-            "ApiGatewayInvoke",
-            principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            source_arn=props.invoke_source_arn,
-        )
+        invoked_by_api(self.function, props.invoke_source_arn)
 
     @property
     def integration(self) -> dict:
         """The POST method's integration when this backend is chosen (CloudFormation Integration property)."""
-        uri = Fn.sub(
-            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
-            {"Arn": self.function.function_arn},
-        )
-        return {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri, "TimeoutInMillis": 29_000}
+        return lambda_proxy_integration(self.function, timeout_ms=29_000)

@@ -22,7 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3vectors as s3vectors
 from constructs import Construct
 
-from infra.api import Backend, RestApi, Route
+from infra.api import Backend, RestApi, Route, invoked_by_api, lambda_proxy_integration
 from infra.checks import REDUNDANT_ROLE_DEPENDENCY, acknowledge, ignore_cfn_lint
 from infra.function_logs import function_role_and_logs
 from infra.lambda_backend import FUNCTION_TIMEOUT
@@ -143,11 +143,7 @@ class ImageSearch(NestedStack):
             environment={**props.service.environment(), VECTOR_BUCKET_ENV: self.bucket_name},
         )
         ignore_cfn_lint(self.function.node.default_child, REDUNDANT_ROLE_DEPENDENCY, "W3005")
-        self.function.add_permission(
-            "ApiGatewayInvoke",
-            principal=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            source_arn=props.invoke_source_arn,
-        )
+        invoked_by_api(self.function, props.invoke_source_arn)
 
     def _vector_statements(self) -> list[iam.PolicyStatement]:
         indexes = f"{self.bucket.ref}/index/*"
@@ -165,8 +161,4 @@ class ImageSearch(NestedStack):
     @property
     def integration(self) -> dict:
         """The /collections methods' integration (CloudFormation Integration property)."""
-        uri = Fn.sub(
-            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
-            {"Arn": self.function.function_arn},
-        )
-        return {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri, "TimeoutInMillis": 29_000}
+        return lambda_proxy_integration(self.function, timeout_ms=29_000)
