@@ -45,7 +45,7 @@ from bench.quality.metrics import summarise
 from bench.quality.transforms import ALL_TRANSFORMS, HARD_TRANSFORMS, jpeg
 
 TRAIN_SEED = 1301
-N_TRAIN = 2516  # all the train originals
+N_TRAIN = 2516  # all the train originals (stage_views refuses a split of another size)
 AUG_VIEWS = 2  # per stream
 VIEW_STREAMS = 4  # 1 clean + 8 copies per image
 SIZE = 224
@@ -98,7 +98,9 @@ def _view_dir(stream: int) -> Path:
 def stage_views(workers: int) -> list[list[Path]]:
     """Per stream, its chunk files of (images, views, 224, 224, 3) uint8."""
     entries = split(load_corpus(), "train")
-    # A seeded order whose prefixes are stable: a smaller N_TRAIN re-uses the first chunks as they are.
+    if len(entries) != N_TRAIN:  # a stale N_TRAIN would train on a seeded sample of the split without a word
+        raise SystemExit(f"the train split has {len(entries)} originals and N_TRAIN says {N_TRAIN}: set N_TRAIN")
+    # A seeded order whose prefixes are stable: a larger N_TRAIN re-uses the earlier chunks but the last partial one.
     order = np.random.default_rng(TRAIN_SEED).permutation(len(entries))[:N_TRAIN]
     paths = [entries[i].path for i in order]
     streams = []

@@ -251,3 +251,15 @@ def test_the_recipe_caches_an_earlier_fine_tune_and_a_rerun_starts_from_it(monke
     assert calls == {"whitening": 1, "finetune": 3}  # only the last fine-tune ran again
     assert [f["frozen"] for f in log["finetunes"]] == [4, 3]
     assert all(torch.equal(first[k], t) for k, t in head.state_dict().items())  # seeded: the same head again
+
+
+def test_views_refuse_a_train_split_of_another_size_than_n_train(monkeypatch):
+    """A train source added without updating N_TRAIN would otherwise train on a seeded sample of the split."""
+    import train
+
+    from bench.quality.corpus import Entry
+
+    entries = [Entry("train", "pkg", f"/nowhere/{i}.png") for i in range(train.N_TRAIN + 1)]
+    monkeypatch.setattr(train, "load_corpus", lambda: entries)
+    with pytest.raises(SystemExit, match=f"has {train.N_TRAIN + 1} originals and N_TRAIN says {train.N_TRAIN}"):
+        train.stage_views(workers=1)
