@@ -21,7 +21,7 @@ import pytest
 import requests
 from helpers import b64, free_port, wait_for_ping
 from image_similarity.adapters.local_server import API_PATH
-from image_similarity.adapters.supervisor import bind, run_workers
+from image_similarity.adapters.supervisor import STOP_SIGNALS, _Workers, bind, run_workers
 from image_similarity.core.embedder import Embedder, ModelError, ModelInfo
 from image_similarity.core.settings import Settings
 from test_local_server_limits import SlowImage, exchange
@@ -126,6 +126,32 @@ def test_workers_that_cannot_start_make_the_supervisor_give_up():
     assert time.monotonic() - started < 20
     assert sock.fileno() == -1
 
+
+
+def _blocked() -> set[int]:
+    return set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def test_stop_signals_are_blocked_across_the_fork_and_unblocked_in_the_worker(monkeypatch):
+    """A SIGTERM that reached a just-forked worker before it reset its handlers ran the supervisor's handler in the
+    child, whose exception unwound the child into the supervisor's loop (in the suite: a second pytest). Blocked
+    across the fork, it waits; the worker unblocks it once SIG_DFL is in place, the supervisor right after start."""
+    workers = _Workers(lambda: sys.exit(0 if not _blocked() & set(STOP_SIGNALS) else 5), 1)
+    during_start = []
+    real_process = workers.context.Process
+
+    def recording_process(*args, **kwargs):
+        process = real_process(*args, **kwargs)
+        real_start = process.start
+        process.start = lambda: (during_start.append(_blocked()), real_start())[-1]
+        return process
+
+    monkeypatch.setattr(workers.context, "Process", recording_process)
+    workers.start(0)
+    workers.processes[0].join(timeout=20)
+    assert set(STOP_SIGNALS) <= during_start[0]
+    assert not _blocked() & set(STOP_SIGNALS)
+    assert workers.processes[0].exitcode == 0  # the worker's work ran with both signals unblocked
 
 def test_the_service_refuses_a_model_whose_sha256_does_not_match():
     info = ModelInfo.load()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 # rather than restart them for ever.
 CRASH_WINDOW_SECONDS = 60.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # passed on to the workers; each finishes its requests in flight
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +37,7 @@ def run_workers(work: Callable[[], None], count: int, sock: socket.socket) -> in
     """Run `work` in `count` processes that inherit `sock`, replacing any that exits by itself, until SIGTERM or
     SIGINT. Returns 0 if every worker stopped cleanly when told, 1 if they kept dying and the supervisor gave up."""
     workers = _Workers(work, count)
-    previous = {signum: signal.signal(signum, workers.on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous = {signum: signal.signal(signum, workers.on_signal) for signum in STOP_SIGNALS}
     try:
         for slot in range(count):
             workers.start(slot)
@@ -67,7 +68,14 @@ class _Workers:
 
     def start(self, slot: int) -> None:
         process = self.context.Process(target=_worker, args=(self.work, os.getpid()), name=f"worker-{slot}")
-        process.start()
+        # Blocked across the fork: a signal arriving in the child before _worker resets the handlers would run this
+        # supervisor's handler there, and its exception would unwind the child into the supervisor's own loop (a
+        # second supervisor). The child unblocks them once they are its own; here they are delivered after start.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         self.processes[slot] = process
 
     def stop_all(self) -> None:
@@ -100,8 +108,9 @@ class _Workers:
 def _worker(work: Callable[[], None], supervisor: int) -> None:
     # The handlers inherited from the parent would signal the other workers. Until run_until_terminated installs its
     # own, a signal ends a worker that has nothing in flight yet.
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the supervisor across the fork
     _terminate_with(supervisor)
     work()
 
