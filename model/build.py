@@ -228,11 +228,13 @@ def check_int8(fp32_path: Path, int8_path: Path, size: int = INPUT_SIZE) -> floa
     return cosine
 
 
-def load_head(path: Path = HEAD_WEIGHTS):
-    """The trained head (model/train.py) on the ImageNet backbone's architecture."""
-    from copydetect import CopyHead
+def load_head(path: Path = HEAD_WEIGHTS, head=None):
+    """The trained head (model/train.py) from `path`, into `head` (by default the shipped architecture on the ImageNet
+    backbone; training passes the one of a fine-tune), in eval mode."""
+    if head is None:
+        from copydetect import CopyHead
 
-    head = CopyHead(load_backbone(INPUT_SIZE))
+        head = CopyHead(load_backbone(INPUT_SIZE))
     with np.load(path) as saved:
         head.load_state_dict({k: torch.from_numpy(saved[k]) for k in saved.files})
     return head.eval()

@@ -35,7 +35,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from build import HEAD_WEIGHTS, export, load_backbone
+from build import HEAD_WEIGHTS, export, load_backbone, load_head
 from copydetect import EMBEDDING_DIM, FROZEN_STAGES, CopyHead, FrozenTrunk
 from image_similarity.core.images import centre_square, to_model_input
 
@@ -311,12 +311,6 @@ def stage_finetune(head: CopyHead, feats: np.ndarray, val: dict[str, np.ndarray]
     return {"best": best, "history": history}
 
 
-def _load(head: CopyHead, path: Path) -> CopyHead:
-    with np.load(path) as saved:
-        head.load_state_dict({k: torch.from_numpy(saved[k]) for k in saved.files})
-    return head
-
-
 def _saver(step: Finetune, target: Path, log_path: Path, run: dict):
     """The checkpoint callback of one fine-tune: its head to `target`, its log to `log_path`; the last fine-tune's log
     is the whole run's (model/train_log.json)."""
@@ -336,7 +330,7 @@ def trained_head(workers: int = 2) -> tuple[CopyHead, dict]:
     """The fitted head (HEAD_WEIGHTS) and the log of how it was chosen."""
     log_path = HERE / "train_log.json"
     if HEAD_WEIGHTS.exists() and log_path.exists():
-        return _load(CopyHead(load_backbone(SIZE)), HEAD_WEIGHTS).eval(), json.loads(log_path.read_text())
+        return load_head(HEAD_WEIGHTS), json.loads(log_path.read_text())
     torch.set_num_threads(workers)
     run, head = {"timings": {}, "finetunes": []}, None
     start = time.perf_counter()
@@ -357,7 +351,7 @@ def trained_head(workers: int = 2) -> tuple[CopyHead, dict]:
         done = json.loads(step_log.read_text()) if not last and step_log.exists() else None
         if done is not None and len(done["history"]) == step.epochs + 1:  # finished, not a stopped run's best so far
             run["finetunes"].append(done)
-            head = _load(head, target)
+            head = load_head(target, head)
             continue
         if fresh:
             start = time.perf_counter()
