@@ -67,7 +67,7 @@ class EmbeddingSpec:
 SPEC = EmbeddingSpec(version="lite0-head512gem-224-v2", stages=(HEAD,), pooling="gem", head_channels=512)
 # What the service runs: the copy-detection net, int8. A new string whenever the vectors change (users' indexes
 # depend on it).
-SHIPPED_VERSION = "lite0-copydetect512-224-int8-v8"
+SHIPPED_VERSION = "lite0-copydetect512-224-int8-v7"
 INPUT_SIZE = SPEC.size
 WEIGHTS_PACKAGE = SPEC.weights_package
 HEAD_WEIGHTS = Path(__file__).resolve().parent / "copy_head.npz"

@@ -12,7 +12,7 @@ epoch after each one, 10-18 minutes apart on one core):
 3. whitening: the ImageNet head, GeM pooled, then a 512-d learned whitening fitted in closed form on the
    (original, copy) pairs: directions in which a copy differs from its original are shrunk, the rest kept.
 4. fine-tunes (FINETUNES, progressive unfreezing): stages 5 to 7, the head, the GeM exponent and the projection from
-   step 3; then stage 4 as well, from the first's result; then stages 4 to 7 again at a lower rate. Each trains with a multi-positive InfoNCE loss (every view
+   step 3; then stage 4 as well, from the first's result. Each trains with a multi-positive InfoNCE loss (every view
    of an image is a positive of every other; the rest of the batch are negatives); each epoch pairs every image's
    centre square with COPIES_PER_STEP of its copies drawn afresh; the learning rate follows a cosine from the
    fine-tune's rate to 0. The epoch kept is the one with the best validation mAP (validation split, cached
@@ -65,9 +65,8 @@ class Finetune:
 
 
 # Each starts from the one before (the first from the whitening). Stages 4-7 trained from the whitening instead (5
-# epochs, 5e-4) measured validation mAP 0.854 against 0.856 after the second; a third at a third of the second's rate
-# took it to 0.860, where the second's own last three epochs had stayed at 0.855-0.856 (model/MODEL_CARD.md).
-FINETUNES = (Finetune(4, 5, 5e-4), Finetune(FROZEN_STAGES, 4, 3e-4), Finetune(FROZEN_STAGES, 3, 1e-4))
+# epochs, 5e-4) measured validation mAP 0.854 against 0.856 (model/MODEL_CARD.md).
+FINETUNES = (Finetune(4, 5, 5e-4), Finetune(FROZEN_STAGES, 4, 3e-4))
 
 
 def _kinds() -> tuple[list[str], np.ndarray]:
@@ -312,13 +311,13 @@ def stage_finetune(head: CopyHead, feats: np.ndarray, val: dict[str, np.ndarray]
     return {"best": best, "history": history}
 
 
-def _saver(number: int, step: Finetune, target: Path, log_path: Path, run: dict):
+def _saver(step: Finetune, target: Path, log_path: Path, run: dict):
     """The checkpoint callback of one fine-tune: its head to `target`, its log to `log_path`; the last fine-tune's log
     is the whole run's (model/train_log.json)."""
     start = time.perf_counter()
 
     def save(state: dict, log: dict) -> None:
-        run["timings"][f"finetune{number}_s"] = time.perf_counter() - start
+        run["timings"][f"finetune_stage{step.frozen}_s"] = time.perf_counter() - start
         np.savez(target, **{k: t.detach().numpy() for k, t in state.items()})
         log = {**asdict(step), **log}
         whole = {**run, "best": log["best"], "finetunes": [*run["finetunes"], log]}
@@ -337,18 +336,16 @@ def trained_head(workers: int = 2) -> tuple[CopyHead, dict]:
     start = time.perf_counter()
     streams = stage_views(workers)
     run["timings"]["views_s"] = time.perf_counter() - start
-    for number, step in enumerate(FINETUNES, 1):
+    for step in FINETUNES:
         trunk = TrunkRunner(workers, step.frozen)
         start = time.perf_counter()
         feats = stage_features(streams, trunk)
         val = stage_validation_features(trunk)
-        run["timings"].setdefault(f"features_stage{step.frozen}_s", time.perf_counter() - start)  # the first use
+        run["timings"][f"features_stage{step.frozen}_s"] = time.perf_counter() - start
         run.update(train_images=int(feats.shape[0]), views_per_image=int(feats.shape[1]))
-        # An earlier fine-tune's result is cached beside its features (two may share a trunk); the last one's is
-        # HEAD_WEIGHTS.
-        last = number == len(FINETUNES)
-        cached = trunk.dir / f"finetune{number}"
-        target, step_log = (HEAD_WEIGHTS, log_path) if last else (cached.with_suffix(".npz"), cached.with_suffix(".json"))
+        # An earlier fine-tune's result is cached beside its features; the last one's is HEAD_WEIGHTS.
+        last = step is FINETUNES[-1]
+        target, step_log = (HEAD_WEIGHTS, log_path) if last else (trunk.dir / "head.npz", trunk.dir / "head.json")
         fresh = head is None
         head = CopyHead(load_backbone(SIZE), frozen=step.frozen) if fresh else unfreeze(head, step.frozen)
         done = json.loads(step_log.read_text()) if not last and step_log.exists() else None
@@ -360,7 +357,7 @@ def trained_head(workers: int = 2) -> tuple[CopyHead, dict]:
             start = time.perf_counter()
             stage_whitening(head, feats)
             run["timings"]["whitening_s"] = time.perf_counter() - start
-        save = _saver(number, step, target, step_log, run)
+        save = _saver(step, target, step_log, run)
         log = stage_finetune(head, feats, val, step.epochs, step.learning_rate, save)
         save(head.state_dict(), log)
         run["finetunes"].append({**asdict(step), **log})
