@@ -42,6 +42,36 @@ def test_shipped_model_ranks_each_transformed_copy_above_every_unrelated_photo(s
     assert (own > unrelated).all(), list(zip(small_bench.kinds, own.round(3), unrelated.round(3), strict=True))
 
 
+def test_embedding_decodes_one_batch_at_a_time_and_keeps_the_vectors_of_one_pass(small_bench, monkeypatch):
+    """Memory stays at one batch of pixels whatever the number of images (all decoded first, the test split's
+    copies held about 7 GB at 448 px); the vectors are those of every image in its own batch."""
+    from bench.quality import methods
+
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
+    model = OnnxEmbedding("shipped", path=MODEL_DIR / manifest["file"], size=manifest["input"]["size"])
+    files = (small_bench.originals + small_bench.copies) * 2  # 30 images: two batches of 16 and 14
+    decoded, real_decode, real_run = [0], methods.to_model_input, model.session.run
+
+    def decode(*args, **kwargs):
+        decoded[0] += 1
+        return real_decode(*args, **kwargs)
+
+    def run(outputs, feed):
+        batch = next(iter(feed.values()))
+        assert decoded[0] <= batch.shape[0] + sum(len(b) for b in batches)  # nothing decoded ahead of its batch
+        batches.append(batch)
+        return real_run(outputs, feed)
+
+    batches: list[np.ndarray] = []
+    monkeypatch.setattr(methods, "to_model_input", decode)
+    monkeypatch.setattr(model, "session", type("Session", (), {"run": staticmethod(run)})())
+    vectors = model.embed(files)
+    assert [len(b) for b in batches] == [methods.EMBED_BATCH, len(files) - methods.EMBED_BATCH]
+    monkeypatch.undo()
+    one_by_one = np.concatenate([model.embed([f]) for f in files])
+    np.testing.assert_allclose(vectors, one_by_one, atol=1e-5)
+
+
 def test_generator_is_seeded_and_a_subset_reproduces_the_full_sets_copies(small_bench):
     again = generate(FEW[:2], transforms=("screen",), variants=1)
     screen_copies = [c for c, k, label in zip(small_bench.copies, small_bench.kinds, small_bench.labels, strict=True)
