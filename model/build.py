@@ -14,6 +14,7 @@ this very file (`--calibrate` measures them again; the sha256 must match). Needs
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import sys
@@ -240,12 +241,38 @@ def load_head(path: Path = HEAD_WEIGHTS, head=None):
     return head.eval()
 
 
+# (convolution, batch norm) attribute pairs of one module: the stem and head (EfficientNetLite), the three of an
+# MBConv block, the copy-detection head's (CopyHead).
+CONV_BN_PAIRS = (("_conv_stem", "_bn0"), ("_expand_conv", "_bn0"), ("_depthwise", "_bn1"), ("_project_conv", "_bn2"),
+                 ("_conv_head", "_bn1"), ("conv_head", "bn_head"))
+
+
+def without_batch_norms(net: nn.Module) -> nn.Module:
+    """A copy of `net` (eval) whose batch norms are folded into the convolutions before them, in float64, then
+    rounded once to float32. Left to torch's ONNX exporter, the fold's float32 result differed by a unit in the last
+    place on some hosts (AVX-512 + AMX against AVX2), and so did the int8 file and its sha256 (model/MODEL_CARD.md)."""
+    net = copy.deepcopy(net).eval()
+    for module in list(net.modules()):
+        for conv_name, bn_name in CONV_BN_PAIRS:
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if conv is None or not isinstance(bn, nn.BatchNorm2d):
+                continue
+            conv = getattr(conv, "conv", conv)  # a SameConv pads, then convolves
+            scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+            bias = torch.zeros_like(scale) if conv.bias is None else conv.bias.double()
+            with torch.no_grad():
+                conv.weight = nn.Parameter((conv.weight.double() * scale.view(-1, 1, 1, 1)).float())
+                conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double()).float())
+            setattr(module, bn_name, nn.Identity())
+    return net
+
+
 def build_copydetect(path: Path, head_path: Path = HEAD_WEIGHTS) -> float:
     """Export the shipped fp32 graph to `path`, checked against torch; returns the max abs difference."""
     from copydetect import CopyDetectNet, FrozenTrunk
 
     net = CopyDetectNet(FrozenTrunk(load_backbone(INPUT_SIZE)), load_head(head_path)).eval()
-    export(net, path, "embedding", INPUT_SIZE)
+    export(without_batch_norms(net), path, "embedding", INPUT_SIZE)
     return check_embedding(net, path, INPUT_SIZE)
 
 

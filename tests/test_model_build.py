@@ -157,6 +157,30 @@ def test_the_training_cache_is_keyed_by_the_corpus_package_list(monkeypatch):
     assert corpus.corpus_key() != before
 
 
+def test_the_shipped_graph_is_exported_with_its_batch_norms_folded_once_in_float64():
+    """No batch norm is left for the exporter to fold in float32 (its result differed by host); each convolution
+    holds its fold computed in float64 and rounded once; the network computes what it computed before."""
+    import torch
+    from build import INPUT_SIZE, load_backbone, load_head, without_batch_norms
+    from copydetect import CopyDetectNet, FrozenTrunk
+
+    net = CopyDetectNet(FrozenTrunk(load_backbone(INPUT_SIZE)), load_head()).eval()
+    folded = without_batch_norms(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is left as it was
+    stem, bn = net.trunk.backbone._conv_stem.conv, net.trunk.backbone._bn0
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    expected = (stem.weight.double() * scale.view(-1, 1, 1, 1)).float()
+    assert torch.equal(folded.trunk.backbone._conv_stem.conv.weight, expected)
+    head_bn = net.head.bn_head  # the head's own batch norm, not the trunk's
+    head_scale = head_bn.weight.double() / torch.sqrt(head_bn.running_var.double() + head_bn.eps)
+    head_bias = (head_bn.bias.double() - head_bn.running_mean.double() * head_scale).float()
+    assert torch.equal(folded.head.conv_head.bias, head_bias)
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8))
+    with torch.no_grad():
+        assert torch.allclose(net(images), folded(images), atol=1e-5)
+
+
 def test_unfreezing_a_stage_keeps_the_trained_blocks_and_the_embedding():
     """The second fine-tune starts where the first ended: stage 4 added back with ImageNet's weights, on the trunk
     that ends at stage 3, gives the first fine-tune's embedding."""
