@@ -252,18 +252,18 @@ def without_batch_norms(net: nn.Module) -> nn.Module:
     rounded once to float32. Left to torch's ONNX exporter, the fold's float32 result differed by a unit in the last
     place on some hosts (AVX-512 + AMX against AVX2), and so did the int8 file and its sha256 (model/MODEL_CARD.md)."""
     net = copy.deepcopy(net).eval()
-    for module in list(net.modules()):
-        for conv_name, bn_name in CONV_BN_PAIRS:
-            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if conv is None or not isinstance(bn, nn.BatchNorm2d):
-                continue
-            conv = getattr(conv, "conv", conv)  # a SameConv pads, then convolves
-            scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-            bias = torch.zeros_like(scale) if conv.bias is None else conv.bias.double()
-            with torch.no_grad():
+    with torch.no_grad():
+        for module in list(net.modules()):
+            for conv_name, bn_name in CONV_BN_PAIRS:
+                conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+                if conv is None or not isinstance(bn, nn.BatchNorm2d):
+                    continue
+                conv = getattr(conv, "conv", conv)  # a SameConv pads, then convolves
+                scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+                bias = torch.zeros_like(scale) if conv.bias is None else conv.bias.double()
                 conv.weight = nn.Parameter((conv.weight.double() * scale.view(-1, 1, 1, 1)).float())
                 conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double()).float())
-            setattr(module, bn_name, nn.Identity())
+                setattr(module, bn_name, nn.Identity())
     return net
 
 
