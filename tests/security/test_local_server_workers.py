@@ -39,15 +39,28 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def supervisor_state(server: subprocess.Popen, log: Path) -> str:
+    """What the supervisor was doing, for a failure message: each of its threads' state and kernel wait channel (a
+    native library's thread can hold a lock across fork), and the end of its log."""
+    tasks = []
+    for task in sorted(Path(f"/proc/{server.pid}/task").glob("*")):
+        with contextlib.suppress(OSError):
+            state = next(line for line in (task / "status").read_text().splitlines() if line.startswith("State"))
+            tasks.append(f"{task.name}: {state.split(':', 1)[1].strip()} in {(task / 'wchan').read_text()}")
+    return f"supervisor threads {tasks}; log tail:\n{log.read_text(errors='replace')[-2000:]}"
+
+
 @pytest.fixture
-def workers() -> Iterator[tuple[subprocess.Popen, int]]:
+def workers(tmp_path) -> Iterator[tuple[subprocess.Popen, int]]:
     port = free_port()
     env = {**os.environ, "IMAGE_SIMILARITY_ALLOW_LOOPBACK_URLS": "1", "IMAGE_SIMILARITY_THREADS": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "image_similarity.adapters.cli", "serve", "--port", str(port), "--workers", "2",
-         "--threads", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    log = tmp_path / "server.log"  # a file, not a pipe nobody reads: a full pipe would block the logging process
+    with log.open("wb") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "image_similarity.adapters.cli", "serve", "--port", str(port), "--workers", "2",
+             "--threads", "2"],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
     try:
         wait_for_ping(f"http://127.0.0.1:{port}", server)
         deadline = time.monotonic() + 30
@@ -102,14 +115,15 @@ def test_sigterm_to_the_parent_finishes_requests_in_flight_in_every_worker(worke
         images.server_close()
 
 
-def test_a_worker_killed_as_the_oom_killer_would_is_replaced(workers, cat_jpeg):
+def test_a_worker_killed_as_the_oom_killer_would_is_replaced(workers, cat_jpeg, tmp_path):
     server, port = workers
     first, second = children(server.pid)
     os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (len(children(server.pid)) < 2 or first in children(server.pid)):
         time.sleep(0.1)
-    assert first not in children(server.pid) and len(children(server.pid)) == 2
+    assert first not in children(server.pid) and len(children(server.pid)) == 2, supervisor_state(
+        server, tmp_path / "server.log")
     assert second in children(server.pid)
     base = f"http://127.0.0.1:{port}"
     with ThreadPoolExecutor(4) as pool:
