@@ -57,7 +57,8 @@ class _Workers:
     """The worker processes by slot, and the recent deaths that tell a worker's crash from workers that cannot start."""
 
     def __init__(self, work: Callable[[], None], count: int) -> None:
-        # fork: the workers inherit the bound socket; this process has started no threads and loaded no model.
+        # fork: the workers inherit the bound socket; this process has loaded no model and started no Python thread
+        # (importing numpy and onnxruntime starts one native thread each, which fork does not copy).
         self.context = multiprocessing.get_context("fork")
         self.work = work
         self.count = count
