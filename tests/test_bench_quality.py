@@ -176,10 +176,16 @@ def test_split_report_runs_end_to_end_on_a_tiny_corpus(small_bench):
     assert duplicates["calibrated_on_test"] in calibrate.MARGIN_GRID
     assert [c["margin"] for c in duplicates["curve"]] == list(CURVE_MARGINS)
     assert [d["images"] for d in duplicates["validation"]] == [5 + 4] * len(CURVE_MARGINS)  # 5 originals, 2 copied
+    # the shipped model's default includes the pixel check, measured on both albums, and is reported without it too
+    assert duplicates["default"]["pixel_check"] and duplicates["validation_check"]["pixel_check"]
+    assert not duplicates["without_check"]["pixel_check"] and not any(c["pixel_check"] for c in duplicates["curve"])
+    assert duplicates["without_check"]["margin"] == duplicates["default"]["margin"]
+    assert duplicates["default"]["recall"] >= duplicates["without_check"]["recall"]  # the check only adds pairs
     text = render(record)
     assert "## Test split: all methods" in text and "## Validation split: all methods" in text
     assert "duplicates pair precision" in text and "threshold (1 % on val)" in text
-    assert f"standing out by {duplicates['default']['margin']:.3f}" in text and "margin 0.120" in text
+    assert f"standing out by {duplicates['default']['margin']:.3f}; or its pixels agree" in text
+    assert "margin 0.120" in text and "without the pixel check (`--no-pixel-check`)" in text
     transfer = record["results"][0]["test"]["transfer"]["fpr_0.01"]
     assert 0 <= transfer["fpr"] <= 1 and transfer["threshold"] == record["results"][0]["validation"]["calibration"][
         "threshold@1%"]

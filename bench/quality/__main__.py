@@ -23,7 +23,7 @@ from . import candidates
 from .corpus import CORPUS_DIR
 from .corpus_set import PLAN, SET_SEED, load_set, same_picture_record, sources_of
 from .dataset import BenchSet
-from .duplicates_bench import measure_duplicates
+from .duplicates_bench import measure_duplicates, pixel_checker
 from .hygiene import Kept, without
 from .methods import Method, OnnxEmbedding, PerceptualHash, TinyImage, time_networks
 from .metrics import pair_scores, summarise, threshold_at_fpr
@@ -108,21 +108,26 @@ def methods(workdir: Path) -> list[Method]:
 
 
 def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: dict[str, Kept],
-                       thresholds: dict[str, float], curve: bool) -> dict:
+                       thresholds: dict[str, float], shipped: bool) -> dict:
     """`duplicates` on the test album with the validation threshold and margin: the default rule, the validation
-    album's figures at that margin, the margin test itself would calibrate (how far the two disagree: no choice is
-    made on it), and (`curve`) both albums at CURVE_MARGINS."""
+    album's figures at that margin, and the margin test itself would calibrate (how far the two disagree: no choice
+    is made on it). For the `shipped` model the default rule includes the pixel check (album/pair_check.py; its
+    settings were chosen for that model), measured on both albums, and the rule without it at CURVE_MARGINS too."""
     originals, copies = vectors["test"]
     test, validation = kept["test"].bench, kept["validation"].bench
     threshold = thresholds[DUPLICATES_THRESHOLD]
     certain = duplicates_certain(validation, *vectors["validation"])
     calibration = duplicates_margin(validation, *vectors["validation"], threshold, certain)
     margin = calibration["margin"]
-    out = {"default": measure_duplicates(test, originals, copies, threshold, margin, certain),
+    check = pixel_checker(test) if shipped else None
+    out = {"default": measure_duplicates(test, originals, copies, threshold, margin, certain, check),
            "calibration": {k: calibration[k] for k in ("margin", "certain", "precision", "recall", "pairs_found",
                                                        "images")},
            "calibrated_on_test": duplicates_margin(test, originals, copies, threshold, certain)["margin"]}
-    if curve:
+    if shipped:
+        out["without_check"] = measure_duplicates(test, originals, copies, threshold, margin, certain)
+        out["validation_check"] = measure_duplicates(validation, *vectors["validation"], threshold, margin, certain,
+                                                     pixel_checker(validation))
         out["curve"] = [measure_duplicates(test, originals, copies, threshold, m, certain) for m in CURVE_MARGINS]
         out["validation"] = [measure_duplicates(validation, *vectors["validation"], threshold, m, certain)
                              for m in CURVE_MARGINS]
@@ -159,7 +164,7 @@ def run(sets: dict[str, BenchSet], found: list[Method], sources: dict[str, list[
         entry["test"]["transfer"] = transfer(positives, negatives, thresholds)
         entry["dims"] = int(copies.shape[1])
         if method is found[0] or method.name.startswith("v3"):
-            entry["duplicates"] = duplicates_entries(vectors, kept, thresholds, curve=method is found[0])
+            entry["duplicates"] = duplicates_entries(vectors, kept, thresholds, shipped=method is found[0])
             d = entry["duplicates"]["default"]
             print(f"{method.name:40s} duplicates precision {d['precision']:.3f} recall {d['recall']:.3f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)

@@ -74,16 +74,29 @@ def test_exactly_the_planted_groups_are_found(result, album):
 
 
 def test_the_margin_option_reaches_the_grouping_and_the_json(album, service, shared_cache, tmp_path):
-    """A margin of 1 and no certain threshold leave only the byte-identical copy grouped: no near-copy scores 1
-    above its background, nor 1 itself."""
+    """A margin of 1, no certain threshold and no pixel check leave only the byte-identical copy grouped: no
+    near-copy scores 1 above its background, nor 1 itself."""
     out = tmp_path / "dups.json"
     run = run_in_process(service, ["duplicates", str(album.root), "--json", str(out), "--margin", "1",
-                                   "--certain", "1", "--cache", str(shared_cache)])
+                                   "--certain", "1", "--no-pixel-check", "--cache", str(shared_cache)])
     document = json.loads(out.read_text())
     assert run.status == 1 and document["margin"] == 1.0 and document["certain"] == 1.0
+    assert document["pixel_check"] is False
     assert [[image["identical"] for image in group["images"]] for group in document["groups"]] == [[False, True]]
     refused = run_in_process(service, ["duplicates", str(album.root), "--margin", "-0.1"])
     assert refused.status == 2 and "the margin is a difference of similarity scores" in refused.err
+
+
+def test_the_pixel_check_alone_finds_the_edited_copies(album, service, shared_cache, tmp_path):
+    """With the similarity rule shut (margin 1, certain 1), the pixel check still groups each planted copy with its
+    photo -- a small re-compressed JPEG, a PNG edit, the cat in four formats -- and nothing else."""
+    out = tmp_path / "dups.json"
+    run_in_process(service, ["duplicates", str(album.root), "--json", str(out), "--margin", "1", "--certain", "1",
+                             "--cache", str(shared_cache)])
+    document = json.loads(out.read_text())
+    assert document["pixel_check"] is True
+    found = sorted(sorted(image["path"] for image in group["images"]) for group in document["groups"])
+    assert found == sorted(album.groups.values())
 
 
 def test_every_skipped_file_is_listed_with_its_reason(result, album):

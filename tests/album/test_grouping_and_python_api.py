@@ -11,7 +11,14 @@ import pytest
 from image_similarity.album import embedding as embedding_module
 from image_similarity.album.duplicates import find_groups, pairs_and_background
 from image_similarity.album.keep import Candidate, choose
-from image_similarity.core.settings import DUPLICATE_THRESHOLD
+from image_similarity.album.pair_check import NO_MATCH, Match
+from image_similarity.core.settings import (
+    DUPLICATE_CHECK_COVERAGE,
+    DUPLICATE_CHECK_FLOOR,
+    DUPLICATE_CHECK_INLIERS,
+    DUPLICATE_CHECK_RANK,
+    DUPLICATE_THRESHOLD,
+)
 
 
 def unit_vectors(degrees: list[float]) -> np.ndarray:
@@ -164,3 +171,83 @@ def test_the_python_api_moves_and_undoes_with_home_relative_paths(album, service
     assert len(outcome.done) == 3 and sorted(p.name for p in (tmp_path / "home" / "photos").iterdir()) == ["cat.tiff"]
     assert len(undo(tmp_path / "home" / "aside" / "log.json").done) == 3
     assert len(list((tmp_path / "home" / "photos").iterdir())) == 4
+
+
+# ---- the pixel check (find_groups' `check`) ------------------------------------------------------------------------
+class FakeCheck:
+    """Answers the pixel check from a table of agreeing pairs, and records what it was asked."""
+
+    def __init__(self, agreeing: set[tuple[int, int]], inliers: int = 100, coverage: float = 1.0):
+        self.agreeing, self.inliers, self.coverage = agreeing, inliers, coverage
+        self.asked: list[tuple[int, int]] = []
+
+    def __call__(self, first: np.ndarray, second: np.ndarray) -> list[Match]:
+        pairs = list(zip(first.tolist(), second.tolist(), strict=True))
+        self.asked += pairs
+        return [Match(self.inliers, self.coverage) if (a, b) in self.agreeing else NO_MATCH for a, b in pairs]
+
+
+def recapture_album() -> tuple[np.ndarray, int, int]:
+    """Unrelated pictures, a photo and its recapture: the pair scores from the check's floor up, below where the
+    similarity rule alone groups it (under the 1 % threshold)."""
+    album = unrelated(300, seed=3)
+    photo = unrelated(1, seed=11)[0]
+    target = (DUPLICATE_CHECK_FLOOR + DUPLICATE_THRESHOLD) / 2  # a score between the floor and the threshold
+    other = unrelated(1, seed=12)[0]
+    other -= (other @ photo) * photo
+    other /= np.linalg.norm(other)
+    cos = 2 * target - 1
+    recapture = cos * photo + np.sqrt(1 - cos**2) * other
+    vectors = np.concatenate([album, [photo, recapture]]).astype(np.float32)
+    return vectors, 300, 301
+
+
+def test_the_check_groups_a_pair_below_the_rule_when_its_pixels_agree():
+    vectors, photo, recapture = recapture_album()
+    assert DUPLICATE_CHECK_FLOOR <= scores_of(vectors)[photo, recapture] < DUPLICATE_THRESHOLD
+    assert find_groups(vectors) == []
+    check = FakeCheck({(photo, recapture)})
+    assert [g.members for g in find_groups(vectors, check=check)] == [[photo, recapture]]
+    assert (photo, recapture) in check.asked and all(a < b for a, b in check.asked)
+
+
+@pytest.mark.parametrize(("inliers", "coverage"), [(DUPLICATE_CHECK_INLIERS - 1, 1.0),
+                                                   (1000, DUPLICATE_CHECK_COVERAGE - 0.01)])
+def test_too_few_inliers_or_inliers_on_part_of_the_picture_are_no_match(inliers, coverage):
+    vectors, photo, recapture = recapture_album()
+    assert find_groups(vectors, check=FakeCheck({(photo, recapture)}, inliers, coverage)) == []
+    assert [g.members for g in find_groups(vectors, check=FakeCheck(
+        {(photo, recapture)}, DUPLICATE_CHECK_INLIERS, DUPLICATE_CHECK_COVERAGE))] == [[photo, recapture]]
+
+
+def test_the_check_is_asked_only_about_pairs_the_rule_leaves_out_above_the_floor_among_the_best_matches():
+    """Pairs the similarity rule already groups are not checked; pairs under the floor are not candidates; of a
+    picture with many look-alikes above the floor, only pairs among one side's DUPLICATE_CHECK_RANK best are."""
+    base = unrelated(1, seed=5)[0]
+    crowd = near(base, 40, 0.45, seed=6)  # 40 look-alikes, every two scoring about the same
+    vectors = np.concatenate([unrelated(100, seed=7), crowd])
+    scores = scores_of(vectors)
+    check = FakeCheck(set())
+    find_groups(vectors, check=check)
+    asked = np.array(check.asked)
+    assert len(asked) and (scores[asked[:, 0], asked[:, 1]] >= DUPLICATE_CHECK_FLOOR).all()
+    np.fill_diagonal(scores, -1)
+    rank = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1)
+    assert (np.minimum(rank[asked[:, 0], asked[:, 1]], rank[asked[:, 1], asked[:, 0]]) < DUPLICATE_CHECK_RANK).all()
+    above = np.triu(scores >= DUPLICATE_CHECK_FLOOR, 1).sum()
+    assert len(asked) < above  # the rank limit left some out
+    # copies the rule groups by themselves are never asked about
+    twins = np.concatenate([unrelated(100, seed=7), near(base, 2, 0.01, seed=8)])
+    check = FakeCheck(set())
+    assert [g.members for g in find_groups(twins, check=check)] == [[100, 101]] and (100, 101) not in check.asked
+
+
+def test_the_check_sees_the_rows_of_the_files_not_the_pictures():
+    """Byte-identical files are one picture: the check is asked about the first row of each."""
+    vectors, photo, _ = recapture_album()
+    vectors = np.concatenate([vectors[:photo], vectors[photo:photo + 1], vectors[photo:]])  # photo twice: rows 300, 301
+    keys = list(range(len(vectors)))
+    keys[301] = keys[300]
+    check = FakeCheck({(300, 302)})
+    assert [g.members for g in find_groups(vectors, keys=keys, check=check)] == [[300, 301, 302]]
+    assert check.asked and all(301 not in pair for pair in check.asked)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from image_similarity.album.bulk_embed import EmbedRun
 from image_similarity.album.duplicates import find_groups
@@ -19,6 +20,7 @@ from image_similarity.album.embedding import Embedding
 from image_similarity.album.image_files import find_images, is_url
 from image_similarity.album.keep import DEFAULT_KEEP, Candidate, choose
 from image_similarity.album.library import Library, load_library
+from image_similarity.album.pair_check import PairChecker, picture
 from image_similarity.album.photo_decode import PhotoFacts, photo_facts
 from image_similarity.core.errors import RequestError
 from image_similarity.core.score import similarity
@@ -88,6 +90,7 @@ class DuplicateResult:
     against: str | None = None
     margin: float | None = None  # how far an album pair must stand out (find_groups); None against a library
     certain: float | None = None  # from this score an album pair matches whatever its neighbourhood; idem
+    pixel_check: bool = False  # whether candidate album pairs were also checked by their pixels (album/pair_check.py)
 
     @property
     def images_in_groups(self) -> int:
@@ -103,6 +106,7 @@ class DuplicateResult:
             "threshold": self.threshold,
             "margin": self.margin,
             "certain": self.certain,
+            "pixel_check": self.pixel_check,
             "keep_rule": self.keep_rule,
             "against": self.against,
             "scanned": self.scanned,
@@ -122,11 +126,13 @@ def find_duplicates(
     embedding: Embedding | None = None,
     margin: float = DUPLICATE_MARGIN,
     certain: float = DUPLICATE_CERTAIN_THRESHOLD,
+    pixel_check: bool = True,
 ) -> DuplicateResult:
     """Group the duplicates among the images under `folders`, with the copy to keep by the `keep` rule.
 
     `threshold` defaults to DUPLICATE_THRESHOLD, and a pair must also stand out from its pictures' neighbourhoods by
-    `margin` unless it scores `certain` (album/duplicates.py, find_groups). With `against` (a folder, or a vectors file
+    `margin` unless it scores `certain`, or its pixels agree (`pixel_check`: album/duplicates.py, find_groups). With
+    `against` (a folder, or a vectors file
     written by `image-similarity embed --out`), only the new images that match a library image are reported, each
     group kept by its library image, at `threshold` alone (default LIBRARY_MATCH_THRESHOLD). `embedding` defaults to
     the local model with the user's vector cache.
@@ -142,8 +148,9 @@ def find_duplicates(
     run = embedding.run(locations)
     with ThreadPoolExecutor(FACT_READERS) as pool:
         if library is None:
+            check = PairChecker(lambda row: _picture(run.locations[row], embedding.read)) if pixel_check else None
             groups = [_album_group(run, g.members, keep, embedding.read, pool)
-                      for g in find_groups(run.vectors, threshold, run.keys, margin, certain)]
+                      for g in find_groups(run.vectors, threshold, run.keys, margin, certain, check)]
         else:
             groups = _library_groups(run, library, threshold, embedding.read, pool)
     return DuplicateResult(
@@ -156,6 +163,7 @@ def find_duplicates(
         against=str(against) if against is not None else None,
         margin=None if library else margin,
         certain=None if library else certain,
+        pixel_check=pixel_check and library is None,
     )
 
 
@@ -181,6 +189,14 @@ def _file(location: str, read: Callable[[str], bytes]) -> _File:
     except OSError:  # removed in the meantime: the rules fall back to the other facts
         modified = None
     return _File(facts, len(data), modified)
+
+
+def _picture(location: str, read: Callable[[str], bytes]) -> Image.Image | None:
+    """The upright picture the pixel check compares, or None for a file that vanished or broke since it was embedded."""
+    try:
+        return picture(read(location))
+    except RequestError:
+        return None
 
 
 def _album_group(

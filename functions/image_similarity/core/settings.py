@@ -44,6 +44,15 @@ DUPLICATE_CERTAIN_THRESHOLD = _calibrated_threshold("duplicates_certain")
 # The tenth best, not the first few: a picture's own copies (a group of up to about nine) must not raise its
 # background and so hide each other; rank 5 did slightly better on the validation album, whose groups have three.
 DUPLICATE_BACKGROUND_RANK = 10
+# The pixel check (album/pair_check.py, find_groups): a pair the rule above leaves out is a duplicate all the same when
+# it scores DUPLICATE_CHECK_FLOOR or more, one picture is among the other's DUPLICATE_CHECK_RANK best matches, and
+# one homography explains DUPLICATE_CHECK_INLIERS keypoint matches spread over DUPLICATE_CHECK_COVERAGE of the cells
+# of both pictures that hold keypoints. Chosen on the validation album with the shipped model, v7 (docs/QUALITY.md,
+# "The pixel check"): the floor is a score of that model and is chosen again with the next one.
+DUPLICATE_CHECK_FLOOR = 0.85
+DUPLICATE_CHECK_RANK = 10
+DUPLICATE_CHECK_INLIERS = 12
+DUPLICATE_CHECK_COVERAGE = 0.7
 # `duplicates --against LIBRARY` / `--against-collection`: each new photo against every item, with no album of its
 # own to stand out from, so no margin; they keep the 0.1 % threshold they had (at 1 %, an unrelated photo would meet
 # about 100 false matches in a library of 10,000).

@@ -37,7 +37,8 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     json_out, html_out = _outputs(args)  # checked before any work: an hour of embedding is not lost to a typo
     embedding = open_embedding(args)
     result = find_duplicates(*locations, threshold=args.threshold, keep=args.keep, against=args.against,
-                             embedding=embedding, margin=args.margin, certain=args.certain)
+                             embedding=embedding, margin=args.margin, certain=args.certain,
+                             pixel_check=args.pixel_check)
     if json_out != "-":
         _print_groups(result)
     document = json.dumps(result.to_json(), indent=1) + "\n"
@@ -168,6 +169,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="similarity from which an album pair is a duplicate whatever its neighbours, such as a "
                            "re-saved photo among many shots of one scene (default %(default)s: one in 100,000 "
                            "unrelated album pairs, calibrated for the model; 1 turns it off)")
+    dups.add_argument("--no-pixel-check", dest="pixel_check", action="store_false",
+                      help="group on similarity alone: skip the check of candidate pairs by their keypoints, which "
+                           "reads those images again (faster; finds fewer recaptures and hard crops: docs/QUALITY.md; "
+                           "default: check, in an album)")
     dups.add_argument("--keep", choices=KEEP_RULES, default=DEFAULT_KEEP,
                       help="which copy of a group to keep: largest = most pixels, then least compressed, then oldest; "
                            "oldest / newest by EXIF date, else file time; path-order = first path (default "
