@@ -209,6 +209,8 @@ def test_the_check_groups_a_pair_below_the_rule_when_its_pixels_agree():
     check = FakeCheck({(photo, recapture)})
     assert [g.members for g in find_groups(vectors, check=check)] == [[photo, recapture]]
     assert (photo, recapture) in check.asked and all(a < b for a, b in check.asked)
+    # a threshold the user gives holds for the check too (find_duplicates passes it as the floor)
+    assert find_groups(vectors, check=FakeCheck({(photo, recapture)}), check_floor=DUPLICATE_THRESHOLD) == []
 
 
 @pytest.mark.parametrize(("inliers", "coverage"), [(DUPLICATE_CHECK_INLIERS - 1, 1.0),

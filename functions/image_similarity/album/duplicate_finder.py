@@ -26,6 +26,7 @@ from image_similarity.core.errors import RequestError
 from image_similarity.core.score import similarity
 from image_similarity.core.settings import (
     DUPLICATE_CERTAIN_THRESHOLD,
+    DUPLICATE_CHECK_FLOOR,
     DUPLICATE_MARGIN,
     DUPLICATE_THRESHOLD,
     LIBRARY_MATCH_THRESHOLD,
@@ -131,8 +132,8 @@ def find_duplicates(
     """Group the duplicates among the images under `folders`, with the copy to keep by the `keep` rule.
 
     `threshold` defaults to DUPLICATE_THRESHOLD, and a pair must also stand out from its pictures' neighbourhoods by
-    `margin` unless it scores `certain`, or its pixels agree (`pixel_check`: album/duplicates.py, find_groups). With
-    `against` (a folder, or a vectors file
+    `margin` unless it scores `certain`, or its pixels agree (`pixel_check`: album/duplicates.py, find_groups; from
+    DUPLICATE_CHECK_FLOOR, or from `threshold` when one is given). With `against` (a folder, or a vectors file
     written by `image-similarity embed --out`), only the new images that match a library image are reported, each
     group kept by its library image, at `threshold` alone (default LIBRARY_MATCH_THRESHOLD). `embedding` defaults to
     the local model with the user's vector cache.
@@ -143,6 +144,7 @@ def find_duplicates(
     if library is not None:
         in_library = set(library.locations)
         locations = [loc for loc in locations if loc not in in_library]
+    check_floor = DUPLICATE_CHECK_FLOOR if threshold is None else threshold  # a threshold given holds for the check too
     if threshold is None:
         threshold = DUPLICATE_THRESHOLD if library is None else LIBRARY_MATCH_THRESHOLD
     run = embedding.run(locations)
@@ -150,7 +152,7 @@ def find_duplicates(
         if library is None:
             check = PairChecker(lambda row: _picture(run.locations[row], embedding.read)) if pixel_check else None
             groups = [_album_group(run, g.members, keep, embedding.read, pool)
-                      for g in find_groups(run.vectors, threshold, run.keys, margin, certain, check)]
+                      for g in find_groups(run.vectors, threshold, run.keys, margin, certain, check, check_floor)]
         else:
             groups = _library_groups(run, library, threshold, embedding.read, pool)
     return DuplicateResult(

@@ -231,6 +231,7 @@ def _decided(vectors: np.ndarray, first: np.ndarray, second: np.ndarray,
 def find_groups(
     vectors: np.ndarray, threshold: float = DUPLICATE_THRESHOLD, keys: Sequence[Hashable] | None = None,
     margin: float = DUPLICATE_MARGIN, certain: float = DUPLICATE_CERTAIN_THRESHOLD, check: PairCheck | None = None,
+    check_floor: float = DUPLICATE_CHECK_FLOOR,
 ) -> list[DuplicateGroup]:
     """Groups of rows. Rows with the same `keys` entry (the file's SHA-256) are one picture and always share a group;
     the distinct pictures are then joined by complete linkage, strongest pair first.
@@ -247,9 +248,9 @@ def find_groups(
     re-saved photo among burst shots or crops of one scene scores far above them but not by the margin above their
     tenth-best (on a generated folder of crops of 16 photos the margin alone found 66 of 100 planted re-saves).
     With `check` (the pixel check, album/pair_check.py), a pair the two rules leave out also matches when it scores
-    DUPLICATE_CHECK_FLOOR or more, one picture is among the other's DUPLICATE_CHECK_RANK best, and its pixels agree
-    (DUPLICATE_CHECK_INLIERS, DUPLICATE_CHECK_COVERAGE): a recapture or a hard crop rarely stands out by the margin,
-    but keeps the picture's geometry. On the validation album it raised pair recall from 0.346 to 0.590 at
+    `check_floor` (DUPLICATE_CHECK_FLOOR) or more, one picture is among the other's DUPLICATE_CHECK_RANK best, and
+    its pixels agree (Match.agrees): a recapture or a hard crop rarely stands out by the margin, but keeps the
+    picture's geometry. On the validation album it raised pair recall from 0.346 to 0.590 at
     precision 0.952 (docs/QUALITY.md).
 
     Complete linkage: two groups merge only if every picture of one matches every picture of the other, so a chain
@@ -263,12 +264,12 @@ def find_groups(
         copies.setdefault(key, []).append(row)
     pictures = list(copies.values())
     firsts = np.array([rows[0] for rows in pictures], np.int64)
-    floor = min(threshold, DUPLICATE_CHECK_FLOOR) if check is not None else threshold
+    floor = min(threshold, check_floor) if check is not None else threshold
     first, second, scores, background = pairs_and_background(vectors[firsts], floor)
     keep = (scores >= threshold) & (scores - (background[first] + background[second]) / 2 >= margin)
     keep |= scores >= certain
     if check is not None:
-        asked = ~keep & (scores >= DUPLICATE_CHECK_FLOOR) & (
+        asked = ~keep & (scores >= check_floor) & (
             _rank_in_lists(first, second, scores) < DUPLICATE_CHECK_RANK)
         found = check(firsts[first[asked]], firsts[second[asked]])
         keep[asked] = [m.agrees for m in found]

@@ -21,6 +21,7 @@ from image_similarity.album.keep import DEFAULT_KEEP, KEEP_RULES
 from image_similarity.album.moves import apply_moves, default_log_path, plan_moves
 from image_similarity.core.settings import (
     DUPLICATE_CERTAIN_THRESHOLD,
+    DUPLICATE_CHECK_FLOOR,
     DUPLICATE_MARGIN,
     DUPLICATE_THRESHOLD,
     LIBRARY_MATCH_THRESHOLD,
@@ -158,8 +159,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="folders (walked recursively), image files, or - to read names from stdin")
     dups.add_argument("--threshold", type=threshold,
                       help="similarity from which two images may be duplicates (default: the model's 1 %% "
-                           f"false-positive threshold, {DUPLICATE_THRESHOLD}, in an album; its 0.1 %% one, "
-                           f"{LIBRARY_MATCH_THRESHOLD}, with --against or --against-collection)")
+                           f"false-positive threshold, {DUPLICATE_THRESHOLD}, in an album, and "
+                           f"{DUPLICATE_CHECK_FLOOR} for pairs the pixel check confirms; its 0.1 %% one, "
+                           f"{LIBRARY_MATCH_THRESHOLD}, with --against or --against-collection); a threshold given "
+                           "holds for the pixel check too")
     dups.add_argument("--margin", type=margin, default=DUPLICATE_MARGIN,
                       help="how far an album pair's similarity must stand out from its two images' 10th-best "
                            "matches in the album, so look-alikes (screenshots, textures) are not grouped; 0 groups "
