@@ -4,6 +4,8 @@ photos do not, and a picture that shares only part of another (pages of one dial
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from image_similarity.album.pair_check import NO_MATCH, PairChecker, keypoints, match
@@ -80,3 +82,17 @@ def test_the_checker_loads_each_row_once_and_gives_unreadable_rows_nothing():
     assert found[2] == found[3] == NO_MATCH  # row 3 could not be read
     again = check(np.array([0]), np.array([1]))
     assert sorted(loads) == [0, 1, 2, 3] and again == found[:1]  # kept, and deterministic
+
+
+def test_the_checker_reports_each_pair_to_its_progress():
+    """The command line draws its bar from this: told the total first, then one step per pair checked."""
+    seen = []
+
+    @contextmanager
+    def progress(total, unit):
+        seen.append((total, unit))
+        yield lambda: seen.append("step")
+
+    check = PairChecker(lambda row: photo(["astronaut", "coffee", "rocket"][row]), progress=progress)
+    check(np.array([0, 0, 1]), np.array([1, 2, 2]))
+    assert seen == [(3, "pair"), "step", "step", "step"]

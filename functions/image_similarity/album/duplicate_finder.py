@@ -20,7 +20,7 @@ from image_similarity.album.embedding import Embedding
 from image_similarity.album.image_files import find_images, is_url
 from image_similarity.album.keep import DEFAULT_KEEP, Candidate, choose
 from image_similarity.album.library import Library, load_library
-from image_similarity.album.pair_check import PairChecker, picture
+from image_similarity.album.pair_check import PairChecker, Progress, no_progress, picture
 from image_similarity.album.photo_decode import PhotoFacts, photo_facts
 from image_similarity.core.errors import RequestError
 from image_similarity.core.score import similarity
@@ -128,12 +128,14 @@ def find_duplicates(
     margin: float = DUPLICATE_MARGIN,
     certain: float = DUPLICATE_CERTAIN_THRESHOLD,
     pixel_check: bool = True,
+    progress: Progress = no_progress,
 ) -> DuplicateResult:
     """Group the duplicates among the images under `folders`, with the copy to keep by the `keep` rule.
 
     `threshold` defaults to DUPLICATE_THRESHOLD, and a pair must also stand out from its pictures' neighbourhoods by
     `margin` unless it scores `certain`, or its pixels agree (`pixel_check`: album/duplicates.py, find_groups; from
-    DUPLICATE_CHECK_FLOOR, or from `threshold` when one is given). With `against` (a folder, or a vectors file
+    DUPLICATE_CHECK_FLOOR, or from `threshold` when one is given; `progress` hears of each pair checked). With
+    `against` (a folder, or a vectors file
     written by `image-similarity embed --out`), only the new images that match a library image are reported, each
     group kept by its library image, at `threshold` alone (default LIBRARY_MATCH_THRESHOLD). `embedding` defaults to
     the local model with the user's vector cache.
@@ -150,7 +152,8 @@ def find_duplicates(
     run = embedding.run(locations)
     with ThreadPoolExecutor(FACT_READERS) as pool:
         if library is None:
-            check = PairChecker(lambda row: _picture(run.locations[row], embedding.read)) if pixel_check else None
+            check = PairChecker(lambda row: _picture(run.locations[row], embedding.read),
+                                progress=progress) if pixel_check else None
             groups = [_album_group(run, g.members, keep, embedding.read, pool)
                       for g in find_groups(run.vectors, threshold, run.keys, margin, certain, check, check_floor)]
         else:

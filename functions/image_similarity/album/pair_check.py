@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,21 +135,36 @@ def _coverage(points: np.ndarray, inlying: np.ndarray, size: tuple[int, int], to
     return float(len(np.intersect1d(counted, cells(inlying))) / len(counted))
 
 
+# progress(total, unit) -> a context giving the function to call once per item done (the command line's bar).
+Progress = Callable[[int, str], AbstractContextManager[Callable[[], object]]]
+
+
+def no_progress(total: int, unit: str) -> AbstractContextManager[Callable[[], object]]:
+    return nullcontext(lambda: None)
+
+
 class PairChecker:
     """The `Match` of candidate pairs of rows, each row's keypoints computed once, from `load(row)` (an upright
-    picture, or None for a file that can no longer be read: its pairs get NO_MATCH)."""
+    picture, or None for a file that can no longer be read: its pairs get NO_MATCH); `progress` hears of each
+    pair checked."""
 
-    def __init__(self, load: Callable[[int], Image.Image | None], workers: int = WORKERS):
+    def __init__(self, load: Callable[[int], Image.Image | None], workers: int = WORKERS,
+                 progress: Progress = no_progress):
         self._load = load
         self._workers = workers
+        self._progress = progress
         self._keypoints: dict[int, Keypoints | None] = {}
 
     def __call__(self, first: np.ndarray, second: np.ndarray) -> list[Match]:
         rows = sorted((set(first.tolist()) | set(second.tolist())) - self._keypoints.keys())
-        with ThreadPoolExecutor(self._workers) as pool:
+        matches = []
+        with ThreadPoolExecutor(self._workers) as pool, self._progress(len(first), "pair") as step:
             for row, found in zip(rows, pool.map(self._keypoints_of, rows), strict=True):
                 self._keypoints[row] = found
-            return list(pool.map(self._pair, first.tolist(), second.tolist()))
+            for found in pool.map(self._pair, first.tolist(), second.tolist()):
+                matches.append(found)
+                step()
+        return matches
 
     def _keypoints_of(self, row: int) -> Keypoints | None:
         image = self._load(row)

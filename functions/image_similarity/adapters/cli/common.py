@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,6 +57,13 @@ def open_backend(args: argparse.Namespace) -> tuple[Backend, ImageReader]:
 def open_cache(args: argparse.Namespace, backend: Backend, persistent: bool) -> VectorCache:
     folder = None if args.no_cache or not persistent else Path(args.cache) if args.cache else default_cache_root()
     return VectorCache(folder, backend.model, backend.dim)
+
+
+@contextmanager
+def progress_bar(total: int, unit: str) -> Iterator[Callable[[], object]]:
+    """A progress bar on stderr (shown on terminals only); yields the function to call once per item done."""
+    with tqdm(total=total, unit=unit, disable=None, file=sys.stderr) as bar:
+        yield bar.update
 
 
 class ProgressEmbedding(Embedding):

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from image_similarity.adapters.cli.common import add_bulk_options, inputs, margin, open_embedding, threshold
+from image_similarity.adapters.cli.common import (
+    add_bulk_options,
+    inputs,
+    margin,
+    open_embedding,
+    progress_bar,
+    threshold,
+)
 from image_similarity.adapters.cli.search import Collection, embeddings
 from image_similarity.album.duplicate_finder import DuplicateResult, find_duplicates
 from image_similarity.album.duplicate_report import write_report
@@ -39,7 +46,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     embedding = open_embedding(args)
     result = find_duplicates(*locations, threshold=args.threshold, keep=args.keep, against=args.against,
                              embedding=embedding, margin=args.margin, certain=args.certain,
-                             pixel_check=args.pixel_check)
+                             pixel_check=args.pixel_check, progress=progress_bar)
     if json_out != "-":
         _print_groups(result)
     document = json.dumps(result.to_json(), indent=1) + "\n"
