@@ -4,6 +4,7 @@ photos do not, and a picture that shares only part of another (pages of one dial
 
 from __future__ import annotations
 
+import importlib.util
 from contextlib import contextmanager
 
 import numpy as np
@@ -96,3 +97,10 @@ def test_the_checker_reports_each_pair_to_its_progress():
     check = PairChecker(lambda row: photo(["astronaut", "coffee", "rocket"][row]), progress=progress)
     check(np.array([0, 0, 1]), np.array([1, 2, 2]))
     assert seen == [(3, "pair"), "step", "step", "step"]
+
+
+def test_without_opencv_the_checker_says_what_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"needs OpenCV: pip install 'image-similarity\[cli\]'"):
+        PairChecker(lambda row: None)

@@ -14,6 +14,7 @@ OpenCV is a dependency of the command line only (functions/requirements-cli.txt)
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -150,6 +151,9 @@ class PairChecker:
 
     def __init__(self, load: Callable[[int], Image.Image | None], workers: int = WORKERS,
                  progress: Progress = no_progress):
+        if importlib.util.find_spec("cv2") is None:  # say so now, not from a worker thread halfway through
+            raise ModuleNotFoundError("the pixel check of duplicates needs OpenCV: pip install 'image-similarity[cli]' "
+                                      "(or opencv-python-headless), or pass pixel_check=False", name="cv2")
         self._load = load
         self._workers = workers
         self._progress = progress
