@@ -104,3 +104,22 @@ def test_without_opencv_the_checker_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real(name, *a))
     with pytest.raises(ModuleNotFoundError, match=r"needs OpenCV: pip install 'image-similarity\[cli\]'"):
         PairChecker(lambda row: None)
+
+
+def test_a_small_memory_budget_recomputes_keypoints_and_gives_the_same_answers():
+    """A large album's keypoints do not all stay in memory: with room for two pictures, rows are loaded again when
+    needed again, and every answer is what an unbounded checker gives."""
+    names = ["astronaut", "coffee", "rocket", "camera"]
+    pictures = [photo(n) for n in names] + [recaptured(photo("astronaut"))]
+    first, second = np.array([0, 0, 1, 2, 3, 4, 4]), np.array([4, 1, 2, 3, 4, 1, 2])
+    loads = []
+
+    def load(row):
+        loads.append(row)
+        return pictures[row]
+
+    small = PairChecker(load, kept=2, chunk=1)(first, second)
+    loaded_small = len(loads)
+    loads.clear()
+    assert small == PairChecker(load)(first, second) and len(loads) == 5 < loaded_small
+    assert small[0].agrees and not any(m.agrees for m in small[1:])

@@ -15,6 +15,7 @@ OpenCV is a dependency of the command line only (functions/requirements-cli.txt)
 from __future__ import annotations
 
 import importlib.util
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -33,6 +34,10 @@ RATIO = 0.8  # Lowe's ratio test: a match is kept when clearly better than the s
 REPROJECTION_PX = 5.0  # RANSAC's inlier distance at SIDE px
 RANSAC_ITERATIONS = 2000
 WORKERS = 4  # OpenCV releases the GIL while it computes
+# Keypoints kept at most for this many pictures (about 0.25 MB each): a large album's candidates are checked in
+# CHUNK pairs at a time, in row order, and pictures no longer needed make room (recomputed if needed again).
+KEPT_PICTURES = 2048
+CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -77,8 +82,10 @@ def keypoints(image: Image.Image) -> Keypoints:
     grey.thumbnail((SIDE, SIDE))
     sift = cv2.SIFT_create(nfeatures=FEATURES)
     found = [sift.detectAndCompute(np.asarray(picture), None) for picture in (grey, ImageOps.mirror(grey))]
+    # SIFT's float descriptors hold whole numbers 0-255: kept as bytes, a quarter of the memory, the same matches
     (points, descriptors), (mirrored, mirrored_descriptors) = [
-        (np.array([k.pt for k in kps], np.float32).reshape(-1, 2), desc) for kps, desc in found]
+        (np.array([k.pt for k in kps], np.float32).reshape(-1, 2), None if desc is None else desc.astype(np.uint8))
+        for kps, desc in found]
     return Keypoints(points, descriptors, mirrored, mirrored_descriptors, grey.size)
 
 
@@ -96,7 +103,7 @@ def _match(points_a: np.ndarray, desc_a: np.ndarray | None, size_a: tuple[int, i
 
     if desc_a is None or desc_b is None or len(desc_a) < 4 or len(desc_b) < 4:
         return NO_MATCH
-    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(desc_b, desc_a, k=2)
+    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(desc_b.astype(np.float32), desc_a.astype(np.float32), k=2)
     good = [m[0] for m in matches if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
     if len(good) < 4:  # a homography needs four points
         return NO_MATCH
@@ -145,35 +152,49 @@ def no_progress(total: int, unit: str) -> AbstractContextManager[Callable[[], ob
 
 
 class PairChecker:
-    """The `Match` of candidate pairs of rows, each row's keypoints computed once, from `load(row)` (an upright
-    picture, or None for a file that can no longer be read: its pairs get NO_MATCH); `progress` hears of each
-    pair checked."""
+    """The `Match` of candidate pairs of rows, from `load(row)` (an upright picture, or None for a file that can no
+    longer be read: its pairs get NO_MATCH); `progress` hears of each pair checked. Each row's keypoints are computed
+    once while they stay among the KEPT_PICTURES most recently used."""
 
     def __init__(self, load: Callable[[int], Image.Image | None], workers: int = WORKERS,
-                 progress: Progress = no_progress):
+                 progress: Progress = no_progress, kept: int = KEPT_PICTURES, chunk: int = CHUNK):
         if importlib.util.find_spec("cv2") is None:  # say so now, not from a worker thread halfway through
             raise ModuleNotFoundError("the pixel check of duplicates needs OpenCV: pip install 'image-similarity[cli]' "
                                       "(or opencv-python-headless), or pass pixel_check=False", name="cv2")
         self._load = load
         self._workers = workers
         self._progress = progress
-        self._keypoints: dict[int, Keypoints | None] = {}
+        self._kept = kept
+        self._chunk = chunk
+        self._keypoints: OrderedDict[int, Keypoints | None] = OrderedDict()
 
     def __call__(self, first: np.ndarray, second: np.ndarray) -> list[Match]:
-        rows = sorted((set(first.tolist()) | set(second.tolist())) - self._keypoints.keys())
-        matches = []
+        matches: list[Match] = [NO_MATCH] * len(first)
+        order = np.lexsort((second, first)).tolist()  # row order: a row's pairs come together
         with ThreadPoolExecutor(self._workers) as pool, self._progress(len(first), "pair") as step:
-            for row, found in zip(rows, pool.map(self._keypoints_of, rows), strict=True):
-                self._keypoints[row] = found
-            for found in pool.map(self._pair, first.tolist(), second.tolist()):
-                matches.append(found)
-                step()
+            for start in range(0, len(order), self._chunk):
+                chunk = order[start:start + self._chunk]
+                pairs = [(int(first[k]), int(second[k])) for k in chunk]
+                self._remember(pool, {row for pair in pairs for row in pair})
+                for k, found in zip(chunk, pool.map(self._pair, pairs), strict=True):
+                    matches[k] = found
+                    step()
         return matches
+
+    def _remember(self, pool: ThreadPoolExecutor, rows: set[int]) -> None:
+        """Keypoints for `rows`, computing the missing ones; the least recently used others make room."""
+        for row in rows & self._keypoints.keys():
+            self._keypoints.move_to_end(row)
+        missing = sorted(rows - self._keypoints.keys())
+        for row, found in zip(missing, pool.map(self._keypoints_of, missing), strict=True):
+            self._keypoints[row] = found
+        while len(self._keypoints) > self._kept and next(iter(self._keypoints)) not in rows:  # the chunk's stay
+            self._keypoints.popitem(last=False)
 
     def _keypoints_of(self, row: int) -> Keypoints | None:
         image = self._load(row)
         return None if image is None else keypoints(image)
 
-    def _pair(self, a: int, b: int) -> Match:
-        first, second = self._keypoints[a], self._keypoints[b]
+    def _pair(self, pair: tuple[int, int]) -> Match:
+        first, second = self._keypoints[pair[0]], self._keypoints[pair[1]]
         return NO_MATCH if first is None or second is None else match(first, second)
