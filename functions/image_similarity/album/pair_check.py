@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from image_similarity.album.photo_decode import open_photo, preview
-from image_similarity.core.settings import DUPLICATE_CHECK_COVERAGE, DUPLICATE_CHECK_INLIERS
+from image_similarity.core.settings import DUPLICATE_CHECK_COVERAGE, DUPLICATE_CHECK_INLIERS, cpu_count
 
 # Pictures are checked at this longest side: the embedding sees 224 px; more keypoints than this only cost time.
 SIDE = 512
@@ -33,7 +33,6 @@ FEATURES = 1000  # SIFT keeps the strongest keypoints
 RATIO = 0.8  # Lowe's ratio test: a match is kept when clearly better than the second-best (his paper's value)
 REPROJECTION_PX = 5.0  # RANSAC's inlier distance at SIDE px
 RANSAC_ITERATIONS = 2000
-WORKERS = 4  # OpenCV releases the GIL while it computes
 # Keypoints kept at most for this many pictures (about 0.25 MB each): a large album's candidates are checked in
 # CHUNK pairs at a time, in row order, and pictures no longer needed make room (recomputed if needed again).
 KEPT_PICTURES = 2048
@@ -156,13 +155,13 @@ class PairChecker:
     longer be read: its pairs get NO_MATCH); `progress` hears of each pair checked. Each row's keypoints are computed
     once while they stay among the KEPT_PICTURES most recently used."""
 
-    def __init__(self, load: Callable[[int], Image.Image | None], workers: int = WORKERS,
+    def __init__(self, load: Callable[[int], Image.Image | None], workers: int | None = None,
                  progress: Progress = no_progress, kept: int = KEPT_PICTURES, chunk: int = CHUNK):
         if importlib.util.find_spec("cv2") is None:  # say so now, not from a worker thread halfway through
             raise ModuleNotFoundError("the pixel check of duplicates needs OpenCV: pip install 'image-similarity[cli]' "
                                       "(or opencv-python-headless), or pass pixel_check=False", name="cv2")
         self._load = load
-        self._workers = workers
+        self._workers = workers or cpu_count()  # OpenCV releases the GIL while it computes
         self._progress = progress
         self._kept = kept
         self._chunk = chunk
