@@ -7,7 +7,9 @@ precision at recall (bench/RESULTS.md). Copy detection systems therefore verify 
 features; this module is that check, done with OpenCV's SIFT and RANSAC: keypoints of both pictures (the second also
 mirrored, since a flipped copy is a copy), Lowe's ratio test, then the homography with the most inliers. A recapture
 through a screen or a print, a crop, a rotation or a recolouring keeps its geometry, so its keypoints agree with one
-homography; two different screenshots of one dialog agree on their shared frame only.
+homography all over the picture; two different screenshots of one dialog agree on their shared frame only, so the
+inliers must also cover the pictures (`Match.coverage`). core/settings.py holds the bounds, docs/QUALITY.md how they
+were chosen.
 
 OpenCV is a dependency of the command line only (functions/requirements-cli.txt): the service never groups albums.
 """
