@@ -1,6 +1,6 @@
 """Acting on a result: `--move-to` (with `--dry-run` and a JSON log) moves only the copies not kept, keeping their
 relative paths, never deletes or overwrites, and `image-similarity undo LOG` puts everything back; `--against` reports
-only new photos that match a library folder or a vectors file."""
+only new photos that match a library folder or a vectors file (album/library_match.py's rule)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from image_similarity.core.settings import LIBRARY_MATCH_THRESHOLD
+from image_similarity.core.settings import DUPLICATE_CERTAIN_THRESHOLD, LIBRARY_MATCH_THRESHOLD
+from PIL import Image
 
 
 @pytest.fixture
@@ -80,10 +81,18 @@ def test_undo_refuses_a_file_that_is_not_a_move_log(run_cli, tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith("not a move log written by `image-similarity duplicates --move-to`")
 
 
+def cropped(source: Path, target: Path) -> None:
+    """70 % of the width and height from the top left: it scores between the 0.1 % and the certain thresholds with
+    the whole photo, so only its pixels (or, where they cannot be read, the threshold) decide."""
+    with Image.open(source) as image:
+        image.crop((0, 0, image.width * 7 // 10, image.height * 7 // 10)).convert("RGB").save(target, quality=90)
+
+
 def test_against_a_library_folder_reports_only_new_matches(album, run_cli, tmp_path, shared_cache):
     new = tmp_path / "new"
     new.mkdir()
     shutil.copy(album.root / "2024" / "IMG_0001-small.jpg", new / "from-phone.jpg")  # a copy of a library photo
+    cropped(album.root / "2024" / "IMG_0001-small.jpg", new / "cropped.jpg")  # and an edit of it
     shutil.copy(album.root / "formats" / "cat.webp", new / "cat.webp")
     shutil.copy(album.root / "formats" / "cat.webp", new / "cat again.webp")  # duplicates among the new ones only
     shutil.copy(album.root / "misc" / "rocket.jpg", new / "rocket.jpg")
@@ -93,11 +102,42 @@ def test_against_a_library_folder_reports_only_new_matches(album, run_cli, tmp_p
     document = json.loads(out.read_text())
     assert document["against"] == str(album.root / "2024") and document["keep_rule"] == "library"
     assert document["threshold"] == LIBRARY_MATCH_THRESHOLD and document["margin"] is None  # no album to stand out of
-    assert document["scanned"] == 4
-    (group,) = document["groups"]
-    assert group["keep"] == str(album.root / "2024" / "IMG_0001-small.jpg")
-    assert [image["path"] for image in group["images"]] == [group["keep"], str(new / "from-phone.jpg")]
-    assert group["images"][1]["identical"] is True
+    assert document["certain"] == DUPLICATE_CERTAIN_THRESHOLD and document["pixel_check"] is True
+    assert document["scanned"] == 5
+    coffee = set(album.groups["coffee"])
+    reported = {image["path"]: (group["keep"], image) for group in document["groups"] for image in group["images"][1:]}
+    assert set(reported) == {str(new / "from-phone.jpg"), str(new / "cropped.jpg")}
+    assert reported[str(new / "from-phone.jpg")][0] == str(album.root / "2024" / "IMG_0001-small.jpg")
+    assert reported[str(new / "from-phone.jpg")][1]["identical"] is True
+    keep, crop = reported[str(new / "cropped.jpg")]
+    assert keep in coffee and not crop["identical"]
+    assert LIBRARY_MATCH_THRESHOLD <= crop["similarity"] < DUPLICATE_CERTAIN_THRESHOLD  # reported by its pixels
+
+
+def test_against_a_vectors_file_whose_pictures_moved_the_threshold_decides(album, run_cli, tmp_path, shared_cache):
+    """The pixel check cannot read a library picture that is gone: the 0.1 % threshold decides instead, as it did
+    before the check, and with --no-pixel-check."""
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(album.root / "2024" / "IMG_0001-small.jpg", library / "coffee.jpg")
+    shutil.copy(album.root / "misc" / "rocket.jpg", library / "rocket.jpg")
+    vectors = tmp_path / "library.jsonl"
+    assert run_cli(["embed", str(library), "--out", str(vectors), "--cache", str(shared_cache)]) == 0
+    new = tmp_path / "new"
+    new.mkdir()
+    cropped(library / "coffee.jpg", new / "cropped.jpg")
+    shutil.copy(album.root / "misc" / "camera.jpg", new / "camera.jpg")
+    shutil.rmtree(library)
+    for extra in ([], ["--no-pixel-check"]):
+        out = tmp_path / "d.json"
+        assert run_cli(["duplicates", str(new), "--against", str(vectors), "--json", str(out),
+                        "--cache", str(shared_cache), *extra]) == 0
+        document = json.loads(out.read_text())
+        assert document["pixel_check"] is not extra and document["certain"] == (None if extra else
+                                                                                 DUPLICATE_CERTAIN_THRESHOLD)
+        (group,) = document["groups"]
+        assert group["keep"] == str(library / "coffee.jpg")
+        assert [image["path"] for image in group["images"][1:]] == [str(new / "cropped.jpg")]
 
 
 def test_against_a_vectors_file_reuses_the_library_vectors(album, run_cli, tmp_path, shared_cache, service,

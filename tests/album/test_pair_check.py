@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from image_similarity.album.pair_check import NO_MATCH, PairChecker, keypoints, match
+from image_similarity.album.pair_check import NO_MATCH, NOT_READ, PairChecker, keypoints, match
 from image_similarity.core.settings import DUPLICATE_CHECK_COVERAGE, DUPLICATE_CHECK_INLIERS
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from skimage import data
@@ -80,7 +80,8 @@ def test_the_checker_loads_each_row_once_and_gives_unreadable_rows_nothing():
     found = check(first, second)
     assert len(found) == 4
     assert found[0].agrees and not found[1].agrees
-    assert found[2] == found[3] == NO_MATCH  # row 3 could not be read
+    assert found[2] == found[3] == NOT_READ and not found[2].compared  # row 3 could not be read
+    assert found[1].compared and not found[1].agrees  # read and compared: a different picture
     again = check(np.array([0]), np.array([1]))
     assert sorted(loads) == [0, 1, 2, 3] and again == found[:1]  # kept, and deterministic
 

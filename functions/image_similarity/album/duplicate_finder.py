@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from image_similarity.album.bulk_embed import EmbedRun
@@ -20,6 +19,7 @@ from image_similarity.album.embedding import Embedding
 from image_similarity.album.image_files import find_images, is_url
 from image_similarity.album.keep import DEFAULT_KEEP, Candidate, choose
 from image_similarity.album.library import Library, load_library
+from image_similarity.album.library_match import LibraryMatch, library_matches
 from image_similarity.album.pair_check import PairChecker, Progress, no_progress, picture
 from image_similarity.album.photo_decode import PhotoFacts, photo_facts
 from image_similarity.core.errors import RequestError
@@ -33,8 +33,6 @@ from image_similarity.core.settings import (
 )
 
 FACT_READERS = 8
-# New images scored against the library per block: 4,096 x 100,000 float32 scores = 1.6 GB would be too many.
-AGAINST_BLOCK_ELEMENTS = 2**25
 
 
 @dataclass(frozen=True)
@@ -90,8 +88,8 @@ class DuplicateResult:
     groups: list[Group]
     against: str | None = None
     margin: float | None = None  # how far an album pair must stand out (find_groups); None against a library
-    certain: float | None = None  # from this score an album pair matches whatever its neighbourhood; idem
-    pixel_check: bool = False  # whether candidate album pairs were also checked by their pixels (album/pair_check.py)
+    certain: float | None = None  # from this score a pair matches whatever else; None when the score alone decides
+    pixel_check: bool = False  # whether candidate pairs were also checked by their pixels (album/pair_check.py)
 
     @property
     def images_in_groups(self) -> int:
@@ -137,8 +135,9 @@ def find_duplicates(
     DUPLICATE_CHECK_FLOOR, or from `threshold` when one is given; `progress` hears of each pair checked). With
     `against` (a folder, or a vectors file
     written by `image-similarity embed --out`), only the new images that match a library image are reported, each
-    group kept by its library image, at `threshold` alone (default LIBRARY_MATCH_THRESHOLD). `embedding` defaults to
-    the local model with the user's vector cache.
+    group kept by its library image: from `certain`, or from the check's floor when the pixel check agrees, or at
+    `threshold` (default LIBRARY_MATCH_THRESHOLD) when the check is off or cannot read the pictures
+    (album/library_match.py). `embedding` defaults to the local model with the user's vector cache.
     """
     embedding = embedding or Embedding.local()
     locations = find_images([str(f) if is_url(str(f)) else str(Path(f).expanduser()) for f in folders])
@@ -150,14 +149,18 @@ def find_duplicates(
     if threshold is None:
         threshold = DUPLICATE_THRESHOLD if library is None else LIBRARY_MATCH_THRESHOLD
     run = embedding.run(locations)
+    # Rows of the check: the scanned images, then the library's
+    locations_checked = run.locations + (library.locations if library is not None else [])
+    check = PairChecker(lambda row: _picture(locations_checked[row], embedding.read),
+                        progress=progress) if pixel_check else None
     with ThreadPoolExecutor(FACT_READERS) as pool:
         if library is None:
-            check = PairChecker(lambda row: _picture(run.locations[row], embedding.read),
-                                progress=progress) if pixel_check else None
             groups = [_album_group(run, g.members, keep, embedding.read, pool)
                       for g in find_groups(run.vectors, threshold, run.keys, margin, certain, check, check_floor)]
         else:
-            groups = _library_groups(run, library, threshold, embedding.read, pool)
+            matches = library_matches(run.vectors, run.keys, library.vectors, library.keys, threshold, certain, check,
+                                      check_floor)
+            groups = _library_groups(run, library, matches, embedding.read, pool)
     return DuplicateResult(
         model_version=embedding.backend.version,
         threshold=threshold,
@@ -167,8 +170,8 @@ def find_duplicates(
         groups=sorted(groups, key=lambda g: g.keep),
         against=str(against) if against is not None else None,
         margin=None if library else margin,
-        certain=None if library else certain,
-        pixel_check=pixel_check and library is None,
+        certain=certain if library is None or pixel_check else None,
+        pixel_check=pixel_check,
     )
 
 
@@ -224,32 +227,21 @@ def _album_group(
 
 
 def _library_groups(
-    run: EmbedRun, library: Library, threshold: float, read: Callable[[str], bytes], pool: ThreadPoolExecutor
+    run: EmbedRun, library: Library, matches: list[LibraryMatch], read: Callable[[str], bytes],
+    pool: ThreadPoolExecutor,
 ) -> list[Group]:
-    """Each new image that is a copy of, or matches, a library image joins the group of its best library match."""
-    by_key = {key: i for i, key in enumerate(library.keys)}
-    matched: dict[int, list[tuple[int, float, bool]]] = {}  # library row -> (new row, score, identical)
-    block = max(1, AGAINST_BLOCK_ELEMENTS // max(1, len(library.vectors)))
-    for start in range(0, len(run.vectors), block):
-        best = np.argmax(run.vectors[start : start + block] @ library.vectors.T, axis=1) if len(library.vectors) else []
-        for offset, lib_row in enumerate(np.asarray(best).tolist()):
-            row = start + offset
-            if run.keys[row] in by_key:  # the same bytes: hash first, whatever the vectors say
-                lib_row = by_key[run.keys[row]]
-                matched.setdefault(lib_row, []).append((row, similarity(run.vectors[row], library.vectors[lib_row]),
-                                                        True))
-                continue
-            score = similarity(run.vectors[row], library.vectors[lib_row])
-            if score >= threshold:
-                matched.setdefault(lib_row, []).append((row, score, False))
+    """Each matching new image joins the group of its library image, strongest first."""
+    by_library: dict[int, list[LibraryMatch]] = {}
+    for m in matches:
+        by_library.setdefault(m.library_row, []).append(m)
     groups = []
-    for lib_row, news in matched.items():
-        location = library.locations[lib_row]
+    for library_row, news in by_library.items():
+        location = library.locations[library_row]
         kept = _File(None, None, None) if is_url(location) else _file(location, read)  # facts of local files only
-        news = sorted(news, key=lambda m: (-m[1], m[0]))
-        files = list(pool.map(lambda m: _file(run.locations[m[0]], read), news))
+        news = sorted(news, key=lambda m: (-m.score, m.row))
+        files = list(pool.map(lambda m: _file(run.locations[m.row], read), news))
         entries = [ImageEntry(location, 1.0, False, kept.bytes, kept.facts)]
-        entries += [ImageEntry(run.locations[row], score, identical, f.bytes, f.facts)
-                    for (row, score, identical), f in zip(news, files, strict=True)]
+        entries += [ImageEntry(run.locations[m.row], m.score, m.identical, f.bytes, f.facts)
+                    for m, f in zip(news, files, strict=True)]
         groups.append(Group(entries))
     return groups

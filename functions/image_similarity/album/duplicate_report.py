@@ -111,7 +111,9 @@ def write_report(path: Path, result: DuplicateResult, read: Callable[[str], byte
 
 def _summary(result: DuplicateResult) -> str:
     against = f" against the library {html.escape(result.against)}" if result.against else ""
-    margin = "" if result.margin is None else f", margin {result.margin:.3f}, certain from {result.certain:.4f}"
+    margin = "" if result.margin is None else f", margin {result.margin:.3f}"
+    margin += "" if result.certain is None else f", certain from {result.certain:.4f}"
+    margin += ", pixel check on" if result.pixel_check else ""
     lines = [
         '<div class="summary">',
         (f"<p><b>{len(result.groups)} groups</b>, <b>{result.images_in_groups} images</b>; moving the copies not kept "

@@ -59,6 +59,7 @@ class Match:
 
     inliers: int
     coverage: float
+    compared: bool = True  # False when either picture could not be read (NOT_READ): nothing was compared
 
     @property
     def agrees(self) -> bool:
@@ -67,6 +68,7 @@ class Match:
 
 
 NO_MATCH = Match(0, 0.0)
+NOT_READ = Match(0, 0.0, compared=False)
 GRID = 4
 
 
@@ -154,7 +156,7 @@ def no_progress(total: int, unit: str) -> AbstractContextManager[Callable[[], ob
 
 class PairChecker:
     """The `Match` of candidate pairs of rows, from `load(row)` (an upright picture, or None for a file that can no
-    longer be read: its pairs get NO_MATCH); `progress` hears of each pair checked. Each row's keypoints are computed
+    longer be read: its pairs get NOT_READ); `progress` hears of each pair checked. Each row's keypoints are computed
     once while they stay among the KEPT_PICTURES most recently used."""
 
     def __init__(self, load: Callable[[int], Image.Image | None], workers: int | None = None,
@@ -198,4 +200,4 @@ class PairChecker:
 
     def _pair(self, pair: tuple[int, int]) -> Match:
         first, second = self._keypoints[pair[0]], self._keypoints[pair[1]]
-        return NO_MATCH if first is None or second is None else match(first, second)
+        return NOT_READ if first is None or second is None else match(first, second)

@@ -53,9 +53,9 @@ DUPLICATE_CHECK_FLOOR = 0.85
 DUPLICATE_CHECK_RANK = 10
 DUPLICATE_CHECK_INLIERS = 12
 DUPLICATE_CHECK_COVERAGE = 0.7
-# `duplicates --against LIBRARY` / `--against-collection`: each new photo against every item, with no album of its
-# own to stand out from, so no margin; they keep the 0.1 % threshold they had (at 1 %, an unrelated photo would meet
-# about 100 false matches in a library of 10,000).
+# `duplicates --against-collection`, and `--against LIBRARY` where the pixel check cannot run (album/library_match.py):
+# each new photo against every item, with no album of its own to stand out from, so no margin; the 0.1 % threshold
+# (at 1 %, an unrelated photo would meet about 100 false matches in a library of 10,000).
 LIBRARY_MATCH_THRESHOLD = _calibrated_threshold("fpr_0.001")
 
 

@@ -167,22 +167,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     dups.add_argument("--threshold", type=threshold,
                       help="similarity from which two images may be duplicates (default: the model's 1 %% "
                            f"false-positive threshold, {DUPLICATE_THRESHOLD}, in an album, and "
-                           f"{DUPLICATE_CHECK_FLOOR} for pairs the pixel check confirms; its 0.1 %% one, "
-                           f"{LIBRARY_MATCH_THRESHOLD}, with --against or --against-collection); a threshold given "
-                           "holds for the pixel check too")
+                           f"{DUPLICATE_CHECK_FLOOR} for pairs the pixel check confirms; with --against, "
+                           f"{DUPLICATE_CHECK_FLOOR} when the pixel check confirms and the 0.1 %% threshold, "
+                           f"{LIBRARY_MATCH_THRESHOLD}, only where it cannot run; with --against-collection, "
+                           f"{LIBRARY_MATCH_THRESHOLD}); a threshold given holds for the pixel check too")
     dups.add_argument("--margin", type=margin, default=DUPLICATE_MARGIN,
                       help="how far an album pair's similarity must stand out from its two images' 10th-best "
                            "matches in the album, so look-alikes (screenshots, textures) are not grouped; 0 groups "
                            "from the threshold alone (default %(default)s: calibrated for the model; not used with "
                            "--against or --against-collection)")
     dups.add_argument("--certain", type=threshold, default=DUPLICATE_CERTAIN_THRESHOLD,
-                      help="similarity from which an album pair is a duplicate whatever its neighbours, such as a "
-                           "re-saved photo among many shots of one scene (default %(default)s: one in 100,000 "
+                      help="similarity from which a pair is a duplicate whatever its neighbours or pixels, such as "
+                           "a re-saved photo among many shots of one scene (default %(default)s: one in 100,000 "
                            "unrelated album pairs, calibrated for the model; 1 turns it off)")
     dups.add_argument("--no-pixel-check", dest="pixel_check", action="store_false",
                       help="group on similarity alone: skip the check of candidate pairs by their keypoints, which "
-                           "reads those images again (faster; finds fewer recaptures and hard crops: docs/QUALITY.md; "
-                           "default: check, in an album)")
+                           "reads those images again (faster; in an album it finds fewer recaptures and hard crops, "
+                           "against a library it reports about one wrong match in four: docs/QUALITY.md; default: "
+                           "check)")
     dups.add_argument("--keep", choices=KEEP_RULES, default=DEFAULT_KEEP,
                       help="which copy of a group to keep: largest = most pixels, then least compressed, then oldest; "
                            "oldest / newest by EXIF date, else file time; path-order = first path (default "
