@@ -15,7 +15,14 @@ from bench.quality import corpus, hygiene
 from bench.quality.__main__ import CURVE_MARGINS, run
 from bench.quality.corpus_set import choose, kinds_for
 from bench.quality.dataset import BenchSet, encode, generate
-from bench.quality.duplicates_bench import album, found_by_kind, measure_duplicates, pair_precision_recall
+from bench.quality.duplicates_bench import (
+    album,
+    found_by_kind,
+    measure_duplicates,
+    measure_library,
+    pair_precision_recall,
+    planted_originals,
+)
 from bench.quality.methods import OnnxEmbedding, PerceptualHash, TinyImage
 from bench.quality.metrics import mean_average_precision, summarise, threshold_at_fpr, top1
 from bench.quality.report import render
@@ -186,9 +193,37 @@ def test_split_report_runs_end_to_end_on_a_tiny_corpus(small_bench):
     assert "duplicates pair precision" in text and "threshold (1 % on val)" in text
     assert f"standing out by {duplicates['default']['margin']:.3f}; or its pixels agree" in text
     assert "margin 0.120" in text and "without the pixel check (`--no-pixel-check`)" in text
+    # `duplicates --against`: the test split's 3 originals (one dropped) hold a library of 1, the rest are new
+    library = duplicates["library"]["test"]
+    assert library["default"]["library"] == 1 and library["default"]["new"] == 6 + 2
+    assert library["default"]["copies_of_library"] == 2 and library["default"]["pixel_check"]
+    assert not library["without_check"]["pixel_check"] and set(duplicates["library"]) == {"validation", "test"}
+    assert "## `duplicates --against`" in text and "`--no-pixel-check`: from the 0.1 % threshold alone" in text
     transfer = record["results"][0]["test"]["transfer"]["fpr_0.01"]
     assert 0 <= transfer["fpr"] <= 1 and transfer["threshold"] == record["results"][0]["validation"]["calibration"][
         "threshold@1%"]
+
+
+def test_the_library_measure_counts_a_look_alikes_report_as_wrong_and_a_missed_copy_against_recall():
+    """Six orthogonal originals, two copies each, the copy of its original exactly. Original 5 is a look-alike of
+    original k (the same vector); one copy of each library original is moved to score 0.9 (below the threshold)."""
+    originals = np.eye(6, 8, dtype=np.float32)
+    bench = BenchSet(originals=[b""] * 6, names=list("abcdef"), copies=[b""] * 12, labels=np.repeat(np.arange(6), 2),
+                     kinds=np.array(["crop", "screen"] * 6))
+    library = planted_originals(bench)
+    assert len(library) == 3
+    look_alike_of = library[0]
+    outside = [i for i in range(6) if i not in library]
+    originals[outside[0]] = originals[look_alike_of]
+    copies = originals[bench.labels].copy()
+    cos = 2 * 0.9 - 1
+    for i in library:
+        copies[2 * i + 1] = cos * originals[i] + np.sqrt(1 - cos**2) * np.eye(8, dtype=np.float32)[7]
+    found = measure_library(bench, originals, copies, 0.95, 0.99, pixel_check=False)
+    # reported: the 3 crop copies of library originals (right), outside[0] and its 2 copies (wrong: its look-alike)
+    assert found["reports"] == 6 and found["precision"] == 0.5
+    assert found["copies_of_library"] == 6 and found["recall"] == 0.5
+    assert found["found_by_kind"] == {"crop": 1.0, "screen": 0.0}
 
 
 def test_found_by_kind_counts_a_copy_only_in_its_own_originals_group():

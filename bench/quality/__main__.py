@@ -23,7 +23,7 @@ from . import candidates
 from .corpus import CORPUS_DIR
 from .corpus_set import PLAN, SET_SEED, load_set, same_picture_record, sources_of
 from .dataset import BenchSet
-from .duplicates_bench import measure_duplicates, pixel_checker
+from .duplicates_bench import measure_duplicates, measure_library, pixel_checker
 from .hygiene import Kept, without
 from .methods import Method, OnnxEmbedding, PerceptualHash, TinyImage, time_networks
 from .metrics import pair_scores, summarise, threshold_at_fpr
@@ -112,7 +112,8 @@ def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: 
     """`duplicates` on the test album with the validation threshold and margin: the default rule, the validation
     album's figures at that margin, and the margin test itself would calibrate (how far the two disagree: no choice
     is made on it). For the `shipped` model the default rule includes the pixel check (album/pair_check.py; its
-    settings were chosen for that model), measured on both albums, and the rule without it at CURVE_MARGINS too."""
+    settings were chosen for that model), measured on both albums, and the rule without it at CURVE_MARGINS too;
+    and `duplicates --against` on both splits, with and without the check."""
     originals, copies = vectors["test"]
     test, validation = kept["test"].bench, kept["validation"].bench
     threshold = thresholds[DUPLICATES_THRESHOLD]
@@ -131,6 +132,10 @@ def duplicates_entries(vectors: dict[str, tuple[np.ndarray, np.ndarray]], kept: 
         out["curve"] = [measure_duplicates(test, originals, copies, threshold, m, certain) for m in CURVE_MARGINS]
         out["validation"] = [measure_duplicates(validation, *vectors["validation"], threshold, m, certain)
                              for m in CURVE_MARGINS]
+        out["library"] = {split: {rule: measure_library(bench, *vectors[split], thresholds["fpr_0.001"], certain,
+                                                        pixel_check=rule == "default")
+                                  for rule in ("default", "without_check")}
+                          for split, bench in (("validation", validation), ("test", test))}
     return out
 
 

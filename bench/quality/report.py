@@ -110,6 +110,30 @@ def _duplicates(record: dict) -> list[str]:
         "### Planted copies found in their original's group, per transform (default rule)", "",
         *_table(["method", *kinds], [[r["method"], *(f"{r['duplicates']['default']['found_by_kind'][k]:.3f}"
                                                      for k in kinds)] for r in results]),
+        *_library(shipped.get("library")),
+    ]
+
+
+def _library(library: dict | None) -> list[str]:
+    if not library:
+        return []
+    rules = {"default": "default: from the certain threshold, or from the check's floor when the pixels agree",
+             "without_check": "`--no-pixel-check`: from the 0.1 % threshold alone"}
+    first = library["test"]["default"]
+    kinds = list(first["found_by_kind"])
+    return [
+        "", "## `duplicates --against` (shipped model; album/library_match.py)", "",
+        ("The library is the album's planted originals; the new pictures are every copy and every other original, so "
+         "half of them have nothing in the library and many are look-alikes of library pictures. A report is right "
+         "when it names the new picture's own original; recall counts the copies of library originals. Thresholds "
+         f"from validation: 0.1 % {first['threshold']:.4f}, certain {first['certain']:.4f}."),
+        "",
+        *_table(["split", "rule", "library", "new pictures", "reports", "precision", "recall"],
+                [[split, rules[rule], str(d["library"]), str(d["new"]), str(d["reports"]), f"{d['precision']:.3f}",
+                  f"{d['recall']:.3f}"] for split, by_rule in library.items() for rule, d in by_rule.items()]),
+        "", "### Copies of library originals reported with their original, per transform (test)", "",
+        *_table(["rule", *kinds], [[rules[rule], *(f"{d['found_by_kind'][k]:.3f}" for k in kinds)]
+                                   for rule, d in library["test"].items()]),
     ]
 
 
