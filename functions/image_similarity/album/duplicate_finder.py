@@ -149,7 +149,7 @@ def find_duplicates(
     if threshold is None:
         threshold = DUPLICATE_THRESHOLD if library is None else LIBRARY_MATCH_THRESHOLD
     run = embedding.run(locations)
-    # Rows of the check: the scanned images, then the library's
+    # One checker for both modes: library_matches asks about library row j as len(run.locations) + j
     locations_checked = run.locations + (library.locations if library is not None else [])
     check = PairChecker(lambda row: _picture(locations_checked[row], embedding.read),
                         progress=progress) if pixel_check else None
