@@ -5,6 +5,7 @@ only new photos that match a library folder or a vectors file (album/library_mat
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -112,6 +113,9 @@ def test_against_a_library_folder_reports_only_new_matches(album, run_cli, tmp_p
     keep, crop = reported[str(new / "cropped.jpg")]
     assert keep in coffee and not crop["identical"]
     assert LIBRARY_MATCH_THRESHOLD <= crop["similarity"] < DUPLICATE_CERTAIN_THRESHOLD  # reported by its pixels
+    summary = re.search(r'<div class="summary">(.*?)</div>', out.with_suffix(".html").read_text(), re.DOTALL)[1]
+    rule = f"Threshold {LIBRARY_MATCH_THRESHOLD:.3f}, certain from {DUPLICATE_CERTAIN_THRESHOLD:.4f}, pixel check on;"
+    assert rule in summary and "margin" not in summary  # the report says which rule decided
 
 
 def test_against_a_vectors_file_whose_pictures_moved_the_threshold_decides(album, run_cli, tmp_path, shared_cache):
